@@ -1,0 +1,54 @@
+"""Developer sessions: ``nox -s tests`` is the one test command (README, .ci/run)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+TEST_DEPS = [".[tests]"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on the Python running nox."""
+    session.install("-e", *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def tests_all(session: nox.Session) -> None:
+    """The test suite on every supported Python."""
+    session.install(*TEST_DEPS)
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src."""
+    session.install("-e", ".", "mypy")
+    session.run("mypy", "--strict", "src")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The hypothesis parsers' fuzzing with many more examples."""
+    session.install("-e", *TEST_DEPS)
+    session.run("pytest", "-q", "tests/test_fuzz.py", env={"USERDIR_FUZZ_EXAMPLES": "20000"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks against the emulators served over HTTP (add --quick for a short run)."""
+    session.install("-e", ".", "notion-client")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,81 @@
+"""userdir: one user model and one interface over many user directories.
+
+>>> import userdir
+>>> d = userdir.connect("notion", token="...")          # doctest: +SKIP
+>>> user = d.find_user_by_email("Ada@Example.com")      # doctest: +SKIP
+"""
+
+from ._http import Retries
+from ._version import __version__
+from .directory import AsyncDirectory, AsyncHttpDirectory, Directory, HttpDirectory
+from .emails import email_key
+from .errors import (
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    DirectoryError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    MalformedResponseError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnsupportedOperationError,
+    UserNotFoundError,
+)
+from .models import (
+    UNSET,
+    Capabilities,
+    DirectoryUser,
+    NewUser,
+    Page,
+    UserChanges,
+    UserKind,
+    UserStatus,
+)
+from .registry import (
+    ProviderInfo,
+    available_providers,
+    connect,
+    connect_async,
+    register_provider,
+)
+
+__all__ = [
+    "UNSET",
+    "APIError",
+    "AsyncDirectory",
+    "AsyncHttpDirectory",
+    "AuthenticationError",
+    "Capabilities",
+    "ConfigError",
+    "ConflictError",
+    "Directory",
+    "DirectoryError",
+    "DirectoryUser",
+    "HttpDirectory",
+    "InvalidArgumentError",
+    "InvalidRequestError",
+    "MalformedResponseError",
+    "NewUser",
+    "Page",
+    "PermissionDeniedError",
+    "ProviderInfo",
+    "RateLimitedError",
+    "Retries",
+    "ServerError",
+    "TransportError",
+    "UnsupportedOperationError",
+    "UserChanges",
+    "UserKind",
+    "UserNotFoundError",
+    "UserStatus",
+    "__version__",
+    "available_providers",
+    "connect",
+    "connect_async",
+    "email_key",
+    "register_provider",
+]

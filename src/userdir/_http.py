@@ -1,0 +1,463 @@
+"""The HTTP engines: everything between a dialect's request and its parsed answer.
+
+``SyncEngine`` and ``AsyncEngine`` share every decision in ``_EngineBase`` — URL
+building, headers, retry policy, Retry-After, error translation, size cap, logging —
+and differ only where I/O happens (sending, reading, sleeping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, NoReturn
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import attrs
+import httpx
+import stamina
+
+from ._version import __version__
+from .errors import (
+    APIError,
+    InvalidArgumentError,
+    MalformedResponseError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "AsyncEngine",
+    "ErrorMapper",
+    "Request",
+    "Retries",
+    "SyncEngine",
+    "TokenBucket",
+    "encode_segment",
+    "parse_retry_after",
+    "redact_url",
+]
+
+log = logging.getLogger("userdir")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+USER_AGENT = f"userdir/{__version__}"
+
+# (status, headers, body) -> the error to raise for an HTTP error answer
+ErrorMapper = Callable[[int, httpx.Headers, bytes], APIError]
+
+
+@attrs.frozen
+class Request:
+    """A request as a dialect describes it; the engine encodes and sends it.
+
+    Every entry of ``path`` is one path segment, percent-encoded on the way out, so a
+    value such as ``../admin`` or ``a/b?c#d`` can never change the path or the query.
+    """
+
+    method: str
+    path: tuple[str, ...]
+    params: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending this twice is harmless (everything but POST here)."""
+        return self.method != "POST"
+
+
+@attrs.frozen
+class Retries:
+    """The retry policy: at most ``attempts`` tries within ``timeout`` seconds in all.
+
+    ``max_retry_after`` caps how long a ``Retry-After`` answer may make us wait.
+    ``wait_initial``/``wait_max`` shape the exponential backoff (with jitter) used
+    when the service does not say how long to wait.
+    """
+
+    attempts: int = 5
+    timeout: float = 60.0
+    max_retry_after: float = 60.0
+    wait_initial: float = 0.2
+    wait_max: float = 10.0
+
+    @classmethod
+    def coerce(cls, value: Retries | int | bool | Mapping[str, Any] | None) -> Retries | None:
+        """Accept ``retries=`` as a policy, a number of attempts, a mapping, or False."""
+        if value is None or value is True:
+            return cls()
+        if value is False:
+            return None
+        if isinstance(value, Retries):
+            return value
+        if isinstance(value, int):
+            if value < 1:
+                raise InvalidArgumentError("retries= must be at least 1 attempt, or False")
+            return cls(attempts=value)
+        if isinstance(value, Mapping):
+            unknown = set(value) - {f.name for f in attrs.fields(cls)}
+            if unknown:
+                raise InvalidArgumentError(
+                    f"unknown retries option(s): {', '.join(sorted(unknown))}"
+                )
+            return cls(**value)
+        raise InvalidArgumentError(
+            f"retries= takes a Retries, a number of attempts, a mapping or False, "
+            f"not {type(value).__name__}"
+        )
+
+
+def encode_segment(segment: str) -> str:
+    """Percent-encode one path segment, including ``/``, ``?``, ``#``, ``%`` and dots."""
+    quoted = quote(segment, safe="")
+    if quoted in (".", ".."):
+        return quoted.replace(".", "%2E")
+    return quoted
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = datetime.now(timezone.utc).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def redact_url(url: str) -> str:
+    """Drop any user-info (``user:secret@``) from a URL before showing it."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+class TokenBucket:
+    """A client-side rate limit shared by every request of one engine.
+
+    ``reserve()`` books the next slot and returns how long the caller must wait first;
+    the sync engine sleeps that long, the async engine awaits it.
+    """
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if not rate > 0:
+            raise InvalidArgumentError("max_requests_per_second must be a positive number")
+        self.interval = 1.0 / rate
+        self.burst = max(1.0, burst if burst is not None else 1.0)
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Book a slot; return the seconds to wait before using it."""
+        with self._lock:
+            now = time.monotonic()
+            earliest = now - (self.burst - 1) * self.interval
+            start = max(self._next, earliest)
+            self._next = start + self.interval
+            return max(0.0, start - now)
+
+
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _secret_values(auth_headers: Mapping[str, str]) -> tuple[str, ...]:
+    values = set()
+    for value in auth_headers.values():
+        values.add(value)
+        _scheme, _, credential = value.partition(" ")
+        if credential and len(credential) >= 4:
+            values.add(credential)
+    return tuple(sorted((v for v in values if v), key=len, reverse=True))
+
+
+class _EngineBase:
+    """Everything the engines share; no I/O here."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        auth_headers: Mapping[str, str],
+        error_mapper: ErrorMapper,
+        timeout: float | httpx.Timeout | None = None,
+        retries: Retries | int | bool | Mapping[str, Any] | None = None,
+        max_requests_per_second: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self.provider = provider
+        scheme = urlsplit(base_url).scheme
+        if scheme not in ("http", "https"):
+            raise InvalidArgumentError(
+                f"base_url must be an http(s) URL, got {redact_url(base_url)!r}",
+                provider=provider,
+            )
+        self.base_url = base_url.rstrip("/")
+        self.retries = Retries.coerce(retries)
+        self.max_response_bytes = max_response_bytes
+        self.rate_limit = (
+            TokenBucket(max_requests_per_second) if max_requests_per_second is not None else None
+        )
+        self._error_mapper = error_mapper
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
+        elif not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(timeout)
+        self.timeout = timeout
+        self._client_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._client_headers.update(headers or {})
+        # Auth last: extra headers= never override the credentials.
+        self._client_headers.update(auth_headers)
+        self._secrets = _secret_values(auth_headers)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.provider} {redact_url(self.base_url)}>"
+
+    def scrub(self, text: str) -> str:
+        """Replace any credential that a server echoed back with ``***``."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    # -- request building ----------------------------------------------------
+
+    def url_path(self, request: Request) -> str:
+        return "/" + "/".join(encode_segment(s) for s in request.path)
+
+    def build(self, client: httpx.Client | httpx.AsyncClient, request: Request) -> httpx.Request:
+        return client.build_request(
+            request.method,
+            self.base_url + self.url_path(request),
+            params=list(request.params) if request.params else None,
+            json=request.json,
+        )
+
+    # -- retry policy -------------------------------------------------------
+
+    def retry_hook(self, request: Request) -> Callable[[Exception], bool | float]:
+        """Decide, for one request, whether an error is retried and after how long."""
+        policy = self.retries
+        assert policy is not None
+
+        def hook(exc: Exception) -> bool | float:
+            if isinstance(exc, RateLimitedError) or (
+                request.idempotent and isinstance(exc, ServerError)
+            ):
+                if exc.retry_after is not None:
+                    return min(exc.retry_after, policy.max_retry_after)
+                return True
+            if isinstance(exc, TransportError):
+                return request.idempotent or exc.request_not_sent
+            return False
+
+        return hook
+
+    def retry_context(self, request: Request) -> Any:
+        policy = self.retries
+        assert policy is not None
+        return stamina.retry_context(
+            on=self.retry_hook(request),
+            attempts=policy.attempts,
+            timeout=policy.timeout,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+        )
+
+    # -- answers ------------------------------------------------------------
+
+    def check_length(self, response: httpx.Response, request: Request) -> None:
+        length = response.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_response_bytes:
+            self.too_large(request)
+
+    def too_large(self, request: Request) -> NoReturn:
+        raise MalformedResponseError(
+            f"{request.method} {self.url_path(request)}: response body exceeds "
+            f"max_response_bytes={self.max_response_bytes}",
+            provider=self.provider,
+        )
+
+    def transport_error(self, exc: httpx.TransportError, request: Request) -> TransportError:
+        not_sent = isinstance(exc, _NOT_SENT_ERRORS)
+        what = f"{request.method} {self.url_path(request)}"
+        kind = type(exc).__name__
+        if not request.idempotent and not not_sent:
+            message = (
+                f"{what} failed after the request was sent ({kind}); the outcome is "
+                "unknown and the request was not repeated — check the directory before "
+                "trying again"
+            )
+        else:
+            message = f"{what} failed: {kind}"
+            detail = str(exc)
+            if detail and len(detail) < 200:
+                message += f" ({redact_url(detail)})"
+        err = TransportError(message, provider=self.provider)
+        err.request_not_sent = not_sent
+        return err
+
+    def finish(
+        self, request: Request, response: httpx.Response, body: bytes, attempt: int, t0: float
+    ) -> Any:
+        """Log the answer, raise the mapped error for an HTTP error, else parse JSON."""
+        status = response.status_code
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s -> %d in %.1f ms (attempt %d)",
+                self.provider,
+                request.method,
+                self.url_path(request),
+                status,
+                (time.perf_counter() - t0) * 1000,
+                attempt,
+            )
+        if status >= 400:
+            error = self._error_mapper(status, response.headers, body)
+            error.message = self.scrub(error.message)
+            if error.retry_after is None:
+                error.retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise error
+        if status == 204 or not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise MalformedResponseError(
+                f"{request.method} {self.url_path(request)}: HTTP {status} answer is not "
+                "valid JSON",
+                provider=self.provider,
+                status_code=status,
+            ) from None
+
+    def log_transport_error(self, request: Request, exc: BaseException, attempt: int) -> None:
+        log.debug(
+            "%s %s %s -> %s (attempt %d)",
+            self.provider,
+            request.method,
+            self.url_path(request),
+            type(exc).__name__,
+            attempt,
+        )
+
+
+def _client_kwargs(engine: _EngineBase) -> dict[str, Any]:
+    return {"headers": engine._client_headers, "timeout": engine.timeout, "follow_redirects": False}
+
+
+class SyncEngine(_EngineBase):
+    """The blocking engine, over ``httpx.Client``; safe to share between threads."""
+
+    def __init__(self, *, transport: httpx.BaseTransport | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._client = httpx.Client(transport=transport, **_client_kwargs(self))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def request(self, request: Request) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error."""
+        if self.retries is None:
+            return self._once(request, 1)
+        for attempt in self.retry_context(request):
+            with attempt:
+                return self._once(request, attempt.num)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(self, request: Request, attempt: int) -> Any:
+        if self.rate_limit is not None:
+            wait = self.rate_limit.reserve()
+            if wait:
+                time.sleep(wait)
+        t0 = time.perf_counter()
+        try:
+            response = self._client.send(self.build(self._client, request), stream=True)
+            try:
+                self.check_length(response, request)
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        self.too_large(request)
+                    chunks.append(chunk)
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            self.log_transport_error(request, exc, attempt)
+            raise self.transport_error(exc, request) from None
+        except httpx.HTTPError as exc:  # e.g. a broken content encoding
+            raise MalformedResponseError(
+                f"{request.method} {self.url_path(request)}: {type(exc).__name__}",
+                provider=self.provider,
+            ) from None
+        return self.finish(request, response, b"".join(chunks), attempt, t0)
+
+
+class AsyncEngine(_EngineBase):
+    """The asyncio engine, over ``httpx.AsyncClient``; safe to share between tasks."""
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._client = httpx.AsyncClient(transport=transport, **_client_kwargs(self))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def request(self, request: Request) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error."""
+        if self.retries is None:
+            return await self._once(request, 1)
+        async for attempt in self.retry_context(request):
+            with attempt:
+                return await self._once(request, attempt.num)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, request: Request, attempt: int) -> Any:
+        if self.rate_limit is not None:
+            wait = self.rate_limit.reserve()
+            if wait:
+                await asyncio.sleep(wait)
+        t0 = time.perf_counter()
+        try:
+            response = await self._client.send(self.build(self._client, request), stream=True)
+            try:
+                self.check_length(response, request)
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        self.too_large(request)
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            self.log_transport_error(request, exc, attempt)
+            raise self.transport_error(exc, request) from None
+        except httpx.HTTPError as exc:
+            raise MalformedResponseError(
+                f"{request.method} {self.url_path(request)}: {type(exc).__name__}",
+                provider=self.provider,
+            ) from None
+        return self.finish(request, response, b"".join(chunks), attempt, t0)

@@ -1,0 +1,706 @@
+"""Directories: the protocols users code against and the HTTP-backed implementations.
+
+``HttpDirectory`` and ``AsyncHttpDirectory`` drive a pure provider dialect through an
+engine. Everything that is not I/O — argument checks, filters, the pagination plans
+and their loop guards, bulk email matching — lives in ``_DirectoryBase`` and the plan
+classes, shared by both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+from ._http import AsyncEngine, Request, SyncEngine
+from .emails import email_key
+from .errors import InvalidArgumentError, MalformedResponseError, UserNotFoundError
+from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
+from .providers._base import Dialect, ListPage, check_email, check_page_size
+
+__all__ = [
+    "AsyncDirectory",
+    "AsyncHttpDirectory",
+    "Directory",
+    "HttpDirectory",
+]
+
+DEFAULT_CONCURRENCY = 4
+# How many pages in a row may bring nothing new while the service says there is more.
+MAX_STALLED_PAGES = 3
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """A user directory, blocking API."""
+
+    provider: str
+    capabilities: Capabilities
+
+    def iter_users(
+        self, *, status: UserStatus | str | None = None, role: str | None = None
+    ) -> Iterator[DirectoryUser]:
+        """Every user, lazily, page after page, in the service's order."""
+        ...
+
+    def list_page(
+        self,
+        cursor: str | None = None,
+        page_size: int = 100,
+        *,
+        status: UserStatus | str | None = None,
+        role: str | None = None,
+    ) -> Page:
+        """One page; pass ``page.next_cursor`` back for the next."""
+        ...
+
+    def get_user(self, user_id: str) -> DirectoryUser:
+        """One user by id; raises :class:`~userdir.UserNotFoundError`."""
+        ...
+
+    def find_user_by_email(self, email: str) -> DirectoryUser | None:
+        """The user with this email (matched by ``email_key``), or None."""
+        ...
+
+    def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
+        """Many emails at once: one scan where the service has no lookup."""
+        ...
+
+    def me(self) -> DirectoryUser:
+        """The token's own user, where the service has one."""
+        ...
+
+    def create_user(self, new_user: NewUser) -> DirectoryUser:
+        """Create a user; returns it as the service stored it."""
+        ...
+
+    def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
+        """Change the fields set in ``changes``; returns the updated user."""
+        ...
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...
+
+
+@runtime_checkable
+class AsyncDirectory(Protocol):
+    """A user directory, asyncio API: the same names as :class:`Directory`, awaited."""
+
+    provider: str
+    capabilities: Capabilities
+
+    def iter_users(
+        self, *, status: UserStatus | str | None = None, role: str | None = None
+    ) -> AsyncIterator[DirectoryUser]:
+        """Every user, lazily, page after page, in the service's order."""
+        ...
+
+    async def list_page(
+        self,
+        cursor: str | None = None,
+        page_size: int = 100,
+        *,
+        status: UserStatus | str | None = None,
+        role: str | None = None,
+    ) -> Page:
+        """One page; pass ``page.next_cursor`` back for the next."""
+        ...
+
+    async def get_user(self, user_id: str) -> DirectoryUser:
+        """One user by id; raises :class:`~userdir.UserNotFoundError`."""
+        ...
+
+    async def find_user_by_email(self, email: str) -> DirectoryUser | None:
+        """The user with this email (matched by ``email_key``), or None."""
+        ...
+
+    async def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
+        """Many emails at once: one scan where the service has no lookup."""
+        ...
+
+    async def me(self) -> DirectoryUser:
+        """The token's own user, where the service has one."""
+        ...
+
+    async def create_user(self, new_user: NewUser) -> DirectoryUser:
+        """Create a user; returns it as the service stored it."""
+        ...
+
+    async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
+        """Change the fields set in ``changes``; returns the updated user."""
+        ...
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete a user."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# -- pagination plans (shared, no I/O) ------------------------------------------
+
+
+class CursorPlan:
+    """Cursor paging: follow ``next_cursor``; a repeated cursor is a loop."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.seen: set[str] = set()
+        self.stalled = 0
+
+    def next_cursor(self, page: ListPage) -> str | None:
+        """The cursor to ask for next, or None when done; raises on a loop."""
+        if not page.has_more or page.next_cursor is None:
+            return None
+        cursor = page.next_cursor
+        if cursor in self.seen:
+            raise MalformedResponseError(
+                f"pagination loop: the service gave cursor {cursor[:60]!r} twice",
+                provider=self.provider,
+            )
+        self.seen.add(cursor)
+        self.stalled = self.stalled + 1 if not page.users else 0
+        if self.stalled >= MAX_STALLED_PAGES:
+            raise MalformedResponseError(
+                f"pagination does not advance: {self.stalled} empty pages in a row say has_more",
+                provider=self.provider,
+            )
+        return cursor
+
+
+class PagePlan:
+    """Page-number paging, with totals (``pages_total``) or ``has_more`` only.
+
+    Pages are scheduled ahead (a window of ``window`` in flight) and accepted strictly
+    in order. With totals, the last page is known after the first answer and updated
+    by every later one (the directory may change during the walk); with ``has_more``
+    only, pages past the end are speculative and dropped. Ids already yielded are
+    never yielded again.
+    """
+
+    def __init__(self, provider: str, first: int, window: int, *, totals: bool) -> None:
+        self.provider = provider
+        self.first = first
+        self.window = max(1, window)
+        self.totals = totals
+        self.next_to_schedule = first
+        self.next_to_accept = first
+        self.last: int | None = None
+        self.seen_ids: set[str] = set()
+        self.stalled = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether every page up to the last has been accepted."""
+        return self.last is not None and self.next_to_accept > self.last
+
+    def schedule(self, in_flight: int) -> list[int]:
+        """Page numbers to request now, given how many are already in flight."""
+        out: list[int] = []
+        if self.next_to_accept == self.first:  # nothing known before the first answer
+            limit = self.first
+        elif self.last is not None:
+            limit = self.last
+        else:
+            limit = self.next_to_accept + self.window - 1
+        while in_flight + len(out) < self.window and self.next_to_schedule <= limit:
+            out.append(self.next_to_schedule)
+            self.next_to_schedule += 1
+        return out
+
+    def accept(self, page_no: int, page: ListPage) -> list[DirectoryUser]:
+        """Take the answer for ``page_no`` (the next in order); return the new users."""
+        assert page_no == self.next_to_accept
+        self.next_to_accept += 1
+        if self.totals and page.total_pages is not None:
+            self.last = max(page_no, self.first + page.total_pages - 1)
+        if not page.has_more:
+            self.last = page_no
+        fresh = []
+        for user in page.users:
+            if user.id not in self.seen_ids:
+                self.seen_ids.add(user.id)
+                fresh.append(user)
+        if not fresh and not self.done:
+            self.stalled += 1
+            if self.stalled >= MAX_STALLED_PAGES:
+                raise MalformedResponseError(
+                    f"pagination does not advance: {self.stalled} pages in a row brought "
+                    "no new user while the service says there is more",
+                    provider=self.provider,
+                )
+        else:
+            self.stalled = 0
+        return fresh
+
+    def wanted(self, page_no: int) -> bool:
+        """Whether an in-flight page is still needed (not past the known end)."""
+        return self.last is None or page_no <= self.last
+
+
+class EmailMatcher:
+    """Resolves many emails in one scan: feed it users until it is satisfied."""
+
+    def __init__(self, provider: str, emails: Iterable[str]) -> None:
+        self.wanted: dict[str, list[str]] = {}
+        self.given: list[str] = []
+        if isinstance(emails, str):
+            emails = [emails]
+        for email in emails:
+            check_email(provider, email)
+            self.given.append(email)
+            self.wanted.setdefault(email_key(email), []).append(email)
+        self.found: dict[str, DirectoryUser] = {}
+
+    @property
+    def satisfied(self) -> bool:
+        """Whether every wanted email has been found."""
+        return len(self.found) == len(self.wanted)
+
+    def feed(self, user: DirectoryUser) -> None:
+        """Look at one user; the first match of each key wins."""
+        key = user.email_key
+        if key is not None and key in self.wanted and key not in self.found:
+            self.found[key] = user
+
+    def result(self) -> dict[str, DirectoryUser | None]:
+        """Every given email (as given) mapped to its user or None."""
+        return {email: self.found.get(email_key(email)) for email in self.given}
+
+    def distinct(self) -> list[str]:
+        """One representative email per distinct key (for native lookups)."""
+        return [emails[0] for emails in self.wanted.values()]
+
+
+# -- shared directory logic ----------------------------------------------------
+
+
+def _check_concurrency(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        raise InvalidArgumentError(f"concurrency must be an int from 1 to 64, got {value!r}")
+    return value
+
+
+class _DirectoryBase:
+    """What both directory kinds share: checks, filters and request building."""
+
+    def __init__(self, dialect: Dialect, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.dialect = dialect
+        self.provider = dialect.name
+        self.capabilities = dialect.capabilities
+        self.concurrency = _check_concurrency(concurrency)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} provider={self.provider!r} base_url={self.dialect.base_url!r}>"
+        )
+
+    def _filters(
+        self, status: UserStatus | str | None, role: str | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Split the filters into (sent to the server, applied here)."""
+        filters: dict[str, str] = {}
+        if status is not None:
+            try:
+                filters["status"] = UserStatus(status).value
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"status must be one of {', '.join(s.value for s in UserStatus)}, "
+                    f"got {status!r}",
+                    provider=self.provider,
+                ) from None
+        if role is not None:
+            if not isinstance(role, str) or not role:
+                raise InvalidArgumentError(
+                    "role must be a non-empty string", provider=self.provider
+                )
+            filters["role"] = role
+        server = {k: v for k, v in filters.items() if k in self.capabilities.server_filters}
+        local = {k: v for k, v in filters.items() if k not in server}
+        return server, local
+
+    @staticmethod
+    def _keep(users: list[DirectoryUser], local: Mapping[str, str]) -> list[DirectoryUser]:
+        if not local:
+            return users
+        status, role = local.get("status"), local.get("role")
+        return [
+            u
+            for u in users
+            if (status is None or u.status.value == status) and (role is None or u.role == role)
+        ]
+
+    def _list_request(
+        self, cursor: str | None, page_size: int, server: Mapping[str, str]
+    ) -> Request:
+        check_page_size(self.provider, page_size, self.capabilities.max_page_size)
+        return self.dialect.list_request(cursor, page_size, server)
+
+    def _page(self, cursor: str | None, page: ListPage, local: Mapping[str, str]) -> Page:
+        users = self._keep(page.users, local)
+        if self.dialect.paging == "cursor":
+            return Page(users, page.next_cursor if page.has_more else None)
+        current = self.dialect.first_page if cursor is None else int(cursor)
+        return Page(users, str(current + 1) if page.has_more else None)
+
+    def _page_plan(self) -> PagePlan:
+        return PagePlan(
+            self.provider,
+            self.dialect.first_page,
+            self.concurrency,
+            totals=self.dialect.paging == "pages_total",
+        )
+
+    def _cursor(self, page_no: int) -> str:
+        return str(page_no)
+
+
+class HttpDirectory(_DirectoryBase):
+    """A blocking :class:`Directory` over HTTP, driving a provider dialect.
+
+    Safe to share between threads. Page prefetch and concurrent page fetches run on
+    a small thread pool owned by the directory (``concurrency`` threads).
+    """
+
+    def __init__(
+        self, dialect: Dialect, engine: SyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> None:
+        super().__init__(dialect, concurrency=concurrency)
+        self.engine = engine
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __enter__(self) -> HttpDirectory:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close connections and stop the worker threads."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.engine.close()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.concurrency, thread_name_prefix=f"userdir-{self.provider}"
+                )
+            return self._pool
+
+    def _fetch(self, request: Request) -> ListPage:
+        return self.dialect.parse_list(self.engine.request(request))
+
+    # -- reading -------------------------------------------------------------
+
+    def list_page(
+        self,
+        cursor: str | None = None,
+        page_size: int = 100,
+        *,
+        status: UserStatus | str | None = None,
+        role: str | None = None,
+    ) -> Page:
+        """One page; pass ``page.next_cursor`` back for the next."""
+        server, local = self._filters(status, role)
+        page = self._fetch(self._list_request(cursor, page_size, server))
+        return self._page(cursor, page, local)
+
+    def iter_users(
+        self,
+        *,
+        status: UserStatus | str | None = None,
+        role: str | None = None,
+        page_size: int | None = None,
+    ) -> Generator[DirectoryUser, None, None]:
+        """Every user, lazily, in order; filters go to the server where it has them."""
+        server, local = self._filters(status, role)
+        size = page_size or self.capabilities.max_page_size
+        self._list_request(None, size, server)  # validate before the generator starts
+        if self.dialect.paging == "cursor":
+            return self._iter_cursor(size, server, local)
+        return self._iter_pages(size, server, local)
+
+    def _iter_cursor(
+        self, size: int, server: dict[str, str], local: dict[str, str]
+    ) -> Generator[DirectoryUser, None, None]:
+        plan = CursorPlan(self.provider)
+        pool = self._executor()
+        future: Future[ListPage] | None = pool.submit(
+            self._fetch, self._list_request(None, size, server)
+        )
+        try:
+            while future is not None:
+                page = future.result()
+                cursor = plan.next_cursor(page)
+                # Prefetch the next page while the caller works through this one.
+                future = (
+                    pool.submit(self._fetch, self._list_request(cursor, size, server))
+                    if cursor is not None
+                    else None
+                )
+                yield from self._keep(page.users, local)
+        finally:
+            if future is not None:
+                future.cancel()
+
+    def _iter_pages(
+        self, size: int, server: dict[str, str], local: dict[str, str]
+    ) -> Generator[DirectoryUser, None, None]:
+        plan = self._page_plan()
+        pool = self._executor()
+        in_flight: deque[tuple[int, Future[ListPage]]] = deque()
+        try:
+            while not plan.done:
+                for page_no in plan.schedule(len(in_flight)):
+                    request = self._list_request(self._cursor(page_no), size, server)
+                    in_flight.append((page_no, pool.submit(self._fetch, request)))
+                if not in_flight:
+                    break
+                page_no, future = in_flight.popleft()
+                users = plan.accept(page_no, future.result())
+                yield from self._keep(users, local)
+                while in_flight and not plan.wanted(in_flight[-1][0]):
+                    in_flight.pop()[1].cancel()
+        finally:
+            for _, future in in_flight:
+                future.cancel()
+
+    def get_user(self, user_id: str) -> DirectoryUser:
+        """One user by id; raises :class:`~userdir.UserNotFoundError`."""
+        return self.dialect.parse_user(self.engine.request(self.dialect.get_request(user_id)))
+
+    def me(self) -> DirectoryUser:
+        """The token's own user (Notion's bot); unsupported elsewhere."""
+        return self.dialect.parse_user(self.engine.request(self.dialect.me_request()))
+
+    def find_user_by_email(self, email: str) -> DirectoryUser | None:
+        """The user with this email, or None: one request where native, else a scan."""
+        return self.find_users_by_email([email])[email]
+
+    def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
+        """Many emails: concurrent native lookups, or one scan that stops when all match."""
+        matcher = EmailMatcher(self.provider, emails)
+        if not matcher.wanted:
+            return {}
+        if self.capabilities.email_lookup == "native":
+            keys = matcher.distinct()
+            if len(keys) == 1:
+                results = [self._lookup(keys[0])]
+            else:
+                results = list(self._executor().map(self._lookup, keys))
+            for user in results:
+                if user is not None:
+                    matcher.feed(user)
+            return matcher.result()
+        users = self.iter_users()
+        try:
+            for user in users:
+                matcher.feed(user)
+                if matcher.satisfied:
+                    break
+        finally:
+            users.close()
+        return matcher.result()
+
+    def _lookup(self, email: str) -> DirectoryUser | None:
+        try:
+            return self.dialect.parse_user(self.engine.request(self.dialect.email_request(email)))
+        except UserNotFoundError:
+            return None
+
+    # -- writing -------------------------------------------------------------
+
+    def create_user(self, new_user: NewUser) -> DirectoryUser:
+        """Create a user (never retried once sent); returns it as stored."""
+        return self.dialect.parse_user(self.engine.request(self.dialect.create_request(new_user)))
+
+    def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
+        """Send only the fields set in ``changes``; returns the updated user."""
+        request = self.dialect.update_request(user_id, changes)
+        return self.dialect.parse_user(self.engine.request(request))
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user."""
+        self.engine.request(self.dialect.delete_request(user_id))
+
+
+class AsyncHttpDirectory(_DirectoryBase):
+    """An asyncio :class:`AsyncDirectory` over HTTP, driving a provider dialect."""
+
+    def __init__(
+        self, dialect: Dialect, engine: AsyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> None:
+        super().__init__(dialect, concurrency=concurrency)
+        self.engine = engine
+
+    async def __aenter__(self) -> AsyncHttpDirectory:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close connections."""
+        await self.engine.close()
+
+    async def _fetch(self, request: Request) -> ListPage:
+        return self.dialect.parse_list(await self.engine.request(request))
+
+    async def list_page(
+        self,
+        cursor: str | None = None,
+        page_size: int = 100,
+        *,
+        status: UserStatus | str | None = None,
+        role: str | None = None,
+    ) -> Page:
+        """One page; pass ``page.next_cursor`` back for the next."""
+        server, local = self._filters(status, role)
+        page = await self._fetch(self._list_request(cursor, page_size, server))
+        return self._page(cursor, page, local)
+
+    def iter_users(
+        self,
+        *,
+        status: UserStatus | str | None = None,
+        role: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncGenerator[DirectoryUser, None]:
+        """Every user, lazily, in order; filters go to the server where it has them."""
+        server, local = self._filters(status, role)
+        size = page_size or self.capabilities.max_page_size
+        self._list_request(None, size, server)
+        if self.dialect.paging == "cursor":
+            return self._iter_cursor(size, server, local)
+        return self._iter_pages(size, server, local)
+
+    async def _iter_cursor(
+        self, size: int, server: dict[str, str], local: dict[str, str]
+    ) -> AsyncGenerator[DirectoryUser, None]:
+        plan = CursorPlan(self.provider)
+        task: asyncio.Task[ListPage] | None = asyncio.ensure_future(
+            self._fetch(self._list_request(None, size, server))
+        )
+        try:
+            while task is not None:
+                page = await task
+                cursor = plan.next_cursor(page)
+                task = (
+                    asyncio.ensure_future(self._fetch(self._list_request(cursor, size, server)))
+                    if cursor is not None
+                    else None
+                )
+                for user in self._keep(page.users, local):
+                    yield user
+        finally:
+            if task is not None:
+                await _cancel(task)
+
+    async def _iter_pages(
+        self, size: int, server: dict[str, str], local: dict[str, str]
+    ) -> AsyncGenerator[DirectoryUser, None]:
+        plan = self._page_plan()
+        in_flight: deque[tuple[int, asyncio.Task[ListPage]]] = deque()
+        try:
+            while not plan.done:
+                for page_no in plan.schedule(len(in_flight)):
+                    request = self._list_request(self._cursor(page_no), size, server)
+                    in_flight.append((page_no, asyncio.ensure_future(self._fetch(request))))
+                if not in_flight:
+                    break
+                page_no, task = in_flight.popleft()
+                users = plan.accept(page_no, await task)
+                for user in self._keep(users, local):
+                    yield user
+                while in_flight and not plan.wanted(in_flight[-1][0]):
+                    await _cancel(in_flight.pop()[1])
+        finally:
+            for _, task in in_flight:
+                await _cancel(task)
+
+    async def get_user(self, user_id: str) -> DirectoryUser:
+        """One user by id; raises :class:`~userdir.UserNotFoundError`."""
+        request = self.dialect.get_request(user_id)
+        return self.dialect.parse_user(await self.engine.request(request))
+
+    async def me(self) -> DirectoryUser:
+        """The token's own user (Notion's bot); unsupported elsewhere."""
+        request = self.dialect.me_request()
+        return self.dialect.parse_user(await self.engine.request(request))
+
+    async def find_user_by_email(self, email: str) -> DirectoryUser | None:
+        """The user with this email, or None: one request where native, else a scan."""
+        return (await self.find_users_by_email([email]))[email]
+
+    async def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
+        """Many emails: concurrent native lookups, or one scan that stops when all match."""
+        matcher = EmailMatcher(self.provider, emails)
+        if not matcher.wanted:
+            return {}
+        if self.capabilities.email_lookup == "native":
+            limit = asyncio.Semaphore(self.concurrency)
+
+            async def bounded(email: str) -> DirectoryUser | None:
+                async with limit:
+                    return await self._lookup(email)
+
+            for user in await asyncio.gather(*(bounded(e) for e in matcher.distinct())):
+                if user is not None:
+                    matcher.feed(user)
+            return matcher.result()
+        users = self.iter_users()
+        try:
+            async for user in users:
+                matcher.feed(user)
+                if matcher.satisfied:
+                    break
+        finally:
+            await users.aclose()
+        return matcher.result()
+
+    async def _lookup(self, email: str) -> DirectoryUser | None:
+        try:
+            request = self.dialect.email_request(email)
+            return self.dialect.parse_user(await self.engine.request(request))
+        except UserNotFoundError:
+            return None
+
+    async def create_user(self, new_user: NewUser) -> DirectoryUser:
+        """Create a user (never retried once sent); returns it as stored."""
+        request = self.dialect.create_request(new_user)
+        return self.dialect.parse_user(await self.engine.request(request))
+
+    async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
+        """Send only the fields set in ``changes``; returns the updated user."""
+        request = self.dialect.update_request(user_id, changes)
+        return self.dialect.parse_user(await self.engine.request(request))
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete a user."""
+        await self.engine.request(self.dialect.delete_request(user_id))
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not warn about it
+        return
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,82 @@
+"""The one email normalisation that every match in ``userdir`` uses."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from .errors import InvalidArgumentError
+
+__all__ = ["email_key", "try_email_key"]
+
+
+def _invalid(email: object, why: str) -> InvalidArgumentError:
+    shown = email if isinstance(email, str) and len(email) <= 80 else "<value>"
+    return InvalidArgumentError(f"not an email address ({why}): {shown!r}")
+
+
+def _domain_key(domain: str, email: str) -> str:
+    if domain.isascii():
+        labels = domain.lower().split(".")
+        if any(not label for label in labels):
+            raise _invalid(email, "empty label in the domain")
+        return ".".join(labels)
+    try:
+        return domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise _invalid(email, "the domain is not a valid internationalised name") from None
+
+
+def email_key(email: str) -> str:
+    """Return the key two addresses share when they reach the same mailbox.
+
+    Strips surrounding white space, applies Unicode NFC, case-folds the local part,
+    and IDNA-normalises (to its ASCII form) and lower-cases the domain. Dots and
+    ``+tags`` are kept: ``a.b+x@example.com`` and ``ab@example.com`` differ.
+
+    Raises :class:`~userdir.InvalidArgumentError` for anything that is not an email
+    address: no ``@``, an empty local part or domain, inner white space, or control
+    characters.
+    """
+    if not isinstance(email, str):
+        raise InvalidArgumentError(f"an email address must be a str, not {type(email).__name__}")
+    text = email.strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if not text.isprintable():
+        raise _invalid(email, "control characters")
+    if any(ch.isspace() for ch in text):
+        raise _invalid(email, "white space inside")
+    local, at, domain = text.rpartition("@")
+    if not at:
+        raise _invalid(email, "no @")
+    if not local:
+        raise _invalid(email, "empty local part")
+    if not domain:
+        raise _invalid(email, "empty domain")
+    if "@" in local and not (local.startswith('"') and local.endswith('"')):
+        raise _invalid(email, "more than one @")
+    return f"{local.casefold()}@{_domain_key(domain, email)}"
+
+
+def try_email_key(email: str | None) -> str | None:
+    """Like :func:`email_key`, but ``None`` for a missing or invalid address."""
+    if email is None:
+        return None
+    # Fast path for the common case: a plain lower-case ASCII address.
+    if email.isascii() and email.islower() and email.isprintable():
+        local, _at, domain = email.partition("@")
+        if (
+            local
+            and domain
+            and "@" not in domain
+            and " " not in email
+            and "\t" not in email
+            and ".." not in domain
+            and not domain.startswith(".")
+            and not domain.endswith(".")
+        ):
+            return email
+    try:
+        return email_key(email)
+    except InvalidArgumentError:
+        return None

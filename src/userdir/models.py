@@ -1,0 +1,271 @@
+"""The shared user model: what every directory returns, whatever its service."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from .emails import try_email_key
+
+__all__ = [
+    "UNSET",
+    "Capabilities",
+    "DirectoryUser",
+    "NewUser",
+    "Page",
+    "UserChanges",
+    "UserKind",
+    "UserStatus",
+]
+
+
+class UserKind(str, enum.Enum):
+    """Whether an account belongs to a person or to a bot/integration."""
+
+    PERSON = "person"
+    BOT = "bot"
+
+
+class UserStatus(str, enum.Enum):
+    """An account's state; ``UNKNOWN`` where the service does not say."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    UNKNOWN = "unknown"
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _read_only(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if value is None or (isinstance(value, MappingProxyType) and not value):
+        return _EMPTY
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class DirectoryUser:
+    """One account in one directory, mapped to the shared model.
+
+    ``raw`` holds the service's own payload (read-only) and takes no part in ``==``,
+    ``hash`` or ``repr``. ``email_key`` is derived from ``email`` and is what every
+    match compares; it is ``None`` when the email is missing or not a valid address.
+    """
+
+    id: str
+    provider: str
+    email: str | None = None
+    name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    username: str | None = None
+    avatar_url: str | None = None
+    kind: UserKind = UserKind.PERSON
+    role: str | None = None
+    status: UserStatus = UserStatus.UNKNOWN
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_login_at: datetime | None = None
+    extra: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=_read_only, hash=False, repr=lambda v: repr(dict(v))
+    )
+    raw: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=_read_only, eq=False, hash=False, repr=False
+    )
+    email_key: str | None = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    @email_key.default
+    def _email_key_default(self) -> str | None:
+        return try_email_key(self.email)
+
+    def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict of the user: enums as strings, datetimes in ISO 8601."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "provider": self.provider,
+            "email": self.email,
+            "email_key": self.email_key,
+            "name": self.name,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "username": self.username,
+            "avatar_url": self.avatar_url,
+            "kind": self.kind.value,
+            "role": self.role,
+            "status": self.status.value,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "last_login_at": _iso(self.last_login_at),
+            "extra": _jsonable(self.extra),
+        }
+        if include_raw:
+            out["raw"] = _jsonable(self.raw)
+        return out
+
+    def to_scim(self) -> dict[str, Any]:
+        """The user as a SCIM 2.0 core ``User`` resource (RFC 7643), for other identity tools."""
+        scim: dict[str, Any] = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": self.id,
+            "userName": self.username or self.email or self.id,
+            "active": self.status is UserStatus.ACTIVE,
+        }
+        name = {
+            key: value
+            for key, value in (
+                ("formatted", self.name),
+                ("givenName", self.given_name),
+                ("familyName", self.family_name),
+            )
+            if value
+        }
+        if name:
+            scim["name"] = name
+        if self.name:
+            scim["displayName"] = self.name
+        if self.email:
+            scim["emails"] = [{"value": self.email, "type": "work", "primary": True}]
+        if self.avatar_url:
+            scim["photos"] = [{"value": self.avatar_url, "type": "photo"}]
+        if self.role:
+            scim["roles"] = [{"value": self.role, "primary": True}]
+        meta: dict[str, Any] = {"resourceType": "User"}
+        if self.created_at:
+            meta["created"] = self.created_at.isoformat()
+        if self.updated_at:
+            meta["lastModified"] = self.updated_at.isoformat()
+        scim["meta"] = meta
+        return scim
+
+
+def _user_tuple(users: Iterable[DirectoryUser]) -> tuple[DirectoryUser, ...]:
+    return tuple(users)
+
+
+@attrs.frozen
+class Page:
+    """One page of users. ``next_cursor`` is opaque: pass it back to get the next page."""
+
+    users: tuple[DirectoryUser, ...] = attrs.field(converter=_user_tuple)
+    next_cursor: str | None = None
+
+    @property
+    def has_more(self) -> bool:
+        """Whether another page follows."""
+        return self.next_cursor is not None
+
+    def __iter__(self) -> Iterator[DirectoryUser]:
+        return iter(self.users)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset.UNSET
+"""The value of a :class:`UserChanges` field that is not to be changed."""
+
+
+def _secret_repr(value: object) -> str:
+    return "None" if value is None else "'***'"
+
+
+@attrs.frozen(kw_only=True)
+class NewUser:
+    """A user to create. The password never appears in ``repr``."""
+
+    email: str
+    name: str
+    role: str | None = None
+    password: str | None = attrs.field(default=None, repr=_secret_repr)
+    settings: Mapping[str, Any] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UserChanges:
+    """Changes to a user: only the fields that are set are sent."""
+
+    name: str | _Unset = UNSET
+    email: str | _Unset = UNSET
+    role: str | _Unset = UNSET
+    status: UserStatus | str | _Unset = UNSET
+    password: str | _Unset = attrs.field(
+        default=UNSET, repr=lambda v: "UNSET" if v is UNSET else "'***'"
+    )
+    settings: Mapping[str, Any] | _Unset = UNSET
+
+    def fields_set(self) -> dict[str, Any]:
+        """The changed fields only, as a wire-ready dict (enums as their values)."""
+        out: dict[str, Any] = {}
+        for field in attrs.fields(type(self)):
+            value = getattr(self, field.name)
+            if value is UNSET:
+                continue
+            out[field.name] = value.value if isinstance(value, enum.Enum) else value
+        return out
+
+
+def _str_set(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What a directory supports, readable by code.
+
+    ``email_lookup`` is ``"native"`` when the service looks an email up itself and
+    ``"scan"`` when the library has to walk the directory. ``server_filters`` names the
+    ``iter_users`` filters the service applies itself; the rest are applied client-side.
+    """
+
+    list_users: bool = True
+    get_user: bool = True
+    email_lookup: str = "scan"
+    me: bool = False
+    create_user: bool = False
+    update_user: bool = False
+    delete_user: bool = False
+    server_filters: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
+    paging: str = "cursor"
+    max_page_size: int = 100
+
+    @property
+    def writes(self) -> bool:
+        """Whether any write operation exists."""
+        return self.create_user or self.update_user or self.delete_user
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = attrs.asdict(self)
+        out["server_filters"] = sorted(self.server_filters)
+        return out

@@ -1,0 +1,377 @@
+"""What every provider dialect shares: the dialect contract and pure helpers.
+
+A dialect is pure: it builds :class:`~userdir._http.Request` values, parses decoded
+JSON into models and maps native errors. It never does I/O, so one dialect drives
+both the sync and the async directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal, TypeVar
+
+import attrs
+import cattrs
+import httpx
+
+from .._http import Request
+from ..emails import email_key
+from ..errors import (
+    APIError,
+    InvalidArgumentError,
+    MalformedResponseError,
+    UnsupportedOperationError,
+    error_class_for_status,
+)
+from ..models import Capabilities, DirectoryUser, NewUser, UserChanges
+
+__all__ = [
+    "Dialect",
+    "ListPage",
+    "Paging",
+    "check_id",
+    "check_page_size",
+    "error_fields",
+    "make_converter",
+    "parse_datetime",
+    "structure",
+]
+
+Paging = Literal["cursor", "pages_total", "pages_has_more"]
+T = TypeVar("T")
+
+MAX_ID_LENGTH = 256
+
+
+@attrs.frozen
+class ListPage:
+    """One parsed list answer, before the pagination strategy looks at it.
+
+    ``next_cursor`` is used by cursor paging; ``total_pages`` by page numbers with
+    totals; ``has_more`` by all.
+    """
+
+    users: list[DirectoryUser]
+    has_more: bool
+    next_cursor: str | None = None
+    total_pages: int | None = None
+
+
+class Dialect:
+    """The contract between a provider and the generic directories.
+
+    Subclasses set the class attributes and override what the service supports;
+    everything else raises :class:`~userdir.UnsupportedOperationError` before any
+    request is built.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    paging: ClassVar[Paging]
+    first_page: ClassVar[int] = 0
+    base_url: str
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate every request (values are secrets)."""
+        raise NotImplementedError
+
+    # -- reading --------------------------------------------------------------
+
+    def list_request(
+        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
+    ) -> Request:
+        """The request for one page; ``filters`` only holds the server-side ones."""
+        raise NotImplementedError
+
+    def parse_list(self, body: Any) -> ListPage:
+        """Parse one page of users."""
+        raise NotImplementedError
+
+    def get_request(self, user_id: str) -> Request:
+        """The request that fetches one user by id (validates the id first)."""
+        raise NotImplementedError
+
+    def parse_user(self, body: Any) -> DirectoryUser:
+        """Parse the answer of a single-user request."""
+        raise NotImplementedError
+
+    def email_request(self, email: str) -> Request:
+        """The request of a native email lookup (only where ``email_lookup == "native"``)."""
+        raise self.unsupported("find_user_by_email (native)")
+
+    def me_request(self) -> Request:
+        """The request that fetches the token's own user."""
+        raise self.unsupported("me")
+
+    # -- writing --------------------------------------------------------------
+
+    def create_request(self, new_user: NewUser) -> Request:
+        """The request that creates a user."""
+        raise self.unsupported("create_user")
+
+    def update_request(self, user_id: str, changes: UserChanges) -> Request:
+        """The request that changes a user."""
+        raise self.unsupported("update_user")
+
+    def delete_request(self, user_id: str) -> Request:
+        """The request that deletes a user."""
+        raise self.unsupported("delete_user")
+
+    # -- errors ---------------------------------------------------------------
+
+    def map_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIError:
+        """Turn an HTTP error answer into the right :class:`~userdir.APIError`."""
+        code, message, request_id = error_fields(body, headers)
+        cls = error_class_for_status(status)
+        if message is None:
+            message = _not_json_message(self.name, status, headers)
+        return cls(
+            message, provider=self.name, status_code=status, code=code, request_id=request_id
+        )
+
+    def unsupported(self, operation: str) -> UnsupportedOperationError:
+        """The error for an operation this service does not have."""
+        return UnsupportedOperationError(
+            f"{operation} is not supported by the {self.name} provider", provider=self.name
+        )
+
+    def malformed(self, what: str) -> MalformedResponseError:
+        """The error for an answer that cannot be mapped."""
+        return MalformedResponseError(what, provider=self.name)
+
+
+def _not_json_message(provider: str, status: int, headers: httpx.Headers) -> str:
+    ctype = headers.get("content-type", "no content type").split(";")[0].strip()
+    return (
+        f"HTTP {status} answer whose body was not the {provider} service's JSON error "
+        f"({ctype}); probably from a proxy or gateway"
+    )
+
+
+def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str | None, str | None]:
+    """Pull ``(code, message, request_id)`` from a JSON error body of any common shape.
+
+    Understands ``{"code", "message"}``, ``{"error": "text"}``,
+    ``{"error": {"code", "message"}}`` and ``{"detail": ...}``. A body that is not
+    JSON gives ``(None, None, request_id-from-headers)``.
+    """
+    request_id = headers.get("x-request-id")
+    try:
+        data = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return None, None, request_id
+    if not isinstance(data, dict):
+        return None, None, request_id
+    code = data.get("code")
+    message = data.get("message")
+    error = data.get("error")
+    if isinstance(error, dict):
+        code = error.get("code", code)
+        message = error.get("message", message)
+    elif isinstance(error, str):
+        if message is None:
+            message = error
+        elif code is None:
+            code = error
+    if message is None and isinstance(data.get("detail"), str):
+        message = data["detail"]
+    rid = data.get("request_id")
+    if isinstance(rid, str):
+        request_id = rid
+    return (
+        code if isinstance(code, str) else None,
+        message[:2000] if isinstance(message, str) else None,
+        request_id,
+    )
+
+
+def check_id(provider: str, user_id: object) -> str:
+    """Refuse ids that are not a non-empty, printable, reasonably short string."""
+    if not isinstance(user_id, str):
+        raise InvalidArgumentError(
+            f"a user id must be a str, not {type(user_id).__name__}", provider=provider
+        )
+    if not user_id or not user_id.strip():
+        raise InvalidArgumentError("a user id must not be empty", provider=provider)
+    if len(user_id) > MAX_ID_LENGTH:
+        raise InvalidArgumentError(
+            f"a user id must be at most {MAX_ID_LENGTH} characters, got {len(user_id)}",
+            provider=provider,
+        )
+    if not user_id.isprintable():
+        raise InvalidArgumentError(
+            f"a user id must not hold control characters: {user_id!r}", provider=provider
+        )
+    return user_id
+
+
+def check_email(provider: str, email: object) -> str:
+    """Validate an email argument; return it stripped."""
+    if not isinstance(email, str):
+        raise InvalidArgumentError(
+            f"an email must be a str, not {type(email).__name__}", provider=provider
+        )
+    email_key(email)
+    return email.strip()
+
+
+def check_page_size(provider: str, page_size: object, maximum: int) -> int:
+    """Refuse a page size outside ``1..maximum``."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise InvalidArgumentError(
+            f"page_size must be an int, not {type(page_size).__name__}", provider=provider
+        )
+    if not 1 <= page_size <= maximum:
+        raise InvalidArgumentError(
+            f"page_size must be between 1 and {maximum}, got {page_size}", provider=provider
+        )
+    return page_size
+
+
+def page_cursor(provider: str, cursor: str | None, first: int) -> int:
+    """Read a page-number cursor (an opaque str to callers)."""
+    if cursor is None:
+        return first
+    if not isinstance(cursor, str) or not cursor.isdigit() or len(cursor) > 9:
+        raise InvalidArgumentError(
+            f"not a cursor this {provider} directory gave out: {str(cursor)[:40]!r}",
+            provider=provider,
+        )
+    page = int(cursor)
+    if page < first:
+        raise InvalidArgumentError(f"page cursor below the first page: {cursor}", provider=provider)
+    return page
+
+
+_ISO_FRACTION = re.compile(r"(\.\d+)")
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an ISO 8601 timestamp into an aware datetime (UTC when no offset is given)."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        raise ValueError("not an ISO 8601 timestamp")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python 3.10 only takes 3 or 6 fraction digits: pad or cut to 6.
+    match = _ISO_FRACTION.search(text)
+    if match:
+        digits = match.group(1)[1:]
+        text = text.replace(match.group(1), "." + (digits + "000000")[:6], 1)
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_bool(value: Any, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _datetime(value: Any, _: Any) -> datetime:
+    return parse_datetime(value)
+
+
+def _mapping(value: Any, _: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def make_converter() -> cattrs.Converter:
+    """A converter for native payloads: strict scalars, unknown keys ignored."""
+    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(datetime, _datetime)
+    converter.register_structure_hook_func(lambda t: t == dict[str, Any], _mapping)
+    return converter
+
+
+def structure(
+    converter: cattrs.Converter,
+    provider: str,
+    payload: Any,
+    cls: type[T],
+    fast: Callable[[Any], T],
+    what: str,
+) -> T:
+    """Structure a payload: the fast hand-written path first, cattrs to explain failures.
+
+    ``fast`` either returns the native object or raises anything; the detailed cattrs
+    path then either succeeds (the fast path was merely conservative) or names the
+    bad field in a :class:`~userdir.MalformedResponseError`.
+    """
+    try:
+        return fast(payload)
+    except Exception:  # noqa: S110 - the detailed path below decides
+        pass
+    if not isinstance(payload, dict):
+        raise MalformedResponseError(
+            f"{what}: expected a JSON object, got {_json_type(payload)}", provider=provider
+        )
+    try:
+        return converter.structure(payload, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            details = "; ".join(cattrs.transform_error(exc, path=what))
+        else:
+            details = f"{what}: {exc}"
+        raise MalformedResponseError(
+            f"cannot map the answer: {details}"[:1000], provider=provider
+        ) from None
+    except RecursionError:
+        raise MalformedResponseError(f"{what}: nested too deeply", provider=provider) from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def expect_object(provider: str, body: Any, what: str) -> dict[str, Any]:
+    """The body as a dict, or a MalformedResponseError saying what came instead."""
+    if not isinstance(body, dict):
+        raise MalformedResponseError(
+            f"{what}: expected a JSON object, got {_json_type(body)}", provider=provider
+        )
+    return body
+
+
+def expect_list(provider: str, value: Any, what: str) -> list[Any]:
+    """The value as a list, or a MalformedResponseError."""
+    if not isinstance(value, list):
+        raise MalformedResponseError(
+            f"{what}: expected an array, got {_json_type(value)}", provider=provider
+        )
+    return value
+
+
+__all__ += ["check_email", "expect_list", "expect_object", "page_cursor"]

@@ -1,0 +1,298 @@
+"""Notion's Users API: cursor pages, people and bots, Notion's own error codes.
+
+Pure: builds requests and parses answers; the directories do the I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import attrs
+import httpx
+
+from .._http import Request
+from ..errors import (
+    APIError,
+    AuthenticationError,
+    ConflictError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    MalformedResponseError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    UserNotFoundError,
+    error_class_for_status,
+)
+from ..models import Capabilities, DirectoryUser, UserKind
+from ._base import (
+    Dialect,
+    ListPage,
+    check_id,
+    error_fields,
+    expect_list,
+    expect_object,
+    make_converter,
+    structure,
+)
+
+__all__ = ["DEFAULT_NOTION_VERSION", "NotionDialect"]
+
+DEFAULT_NOTION_VERSION = "2025-09-03"
+DEFAULT_BASE_URL = "https://api.notion.com"
+
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{32}"
+)
+
+ERROR_CODES: Mapping[str, type[APIError]] = {
+    "unauthorized": AuthenticationError,
+    "restricted_resource": PermissionDeniedError,
+    "object_not_found": UserNotFoundError,
+    "validation_error": InvalidRequestError,
+    "invalid_request": InvalidRequestError,
+    "invalid_json": InvalidRequestError,
+    "invalid_request_url": InvalidRequestError,
+    "missing_version": InvalidRequestError,
+    "conflict_error": ConflictError,
+    "rate_limited": RateLimitedError,
+    "internal_server_error": ServerError,
+    "service_unavailable": ServerError,
+    "gateway_timeout": ServerError,
+    "service_overload": ServerError,
+    "database_connection_unavailable": ServerError,
+}
+
+
+# -- native payloads ---------------------------------------------------------
+
+
+@attrs.frozen
+class NotionPerson:
+    """``user.person``: the email only with the integration's email capability."""
+
+    email: str | None = None
+    email_verified: bool | None = None
+
+
+@attrs.frozen
+class NotionBot:
+    """``user.bot``: empty for other integrations, owner and workspace for the caller."""
+
+    owner: dict[str, Any] | None = None
+    workspace_name: str | None = None
+    workspace_id: str | None = None
+    workspace_limits: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class NotionUser:
+    """A Notion user object, as the API sends it (unknown keys ignored)."""
+
+    object: str
+    id: str
+    type: str | None = None
+    name: str | None = None
+    avatar_url: str | None = None
+    person: NotionPerson | None = None
+    bot: NotionBot | None = None
+
+
+_converter = make_converter()
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value  # type: ignore[no-any-return,unused-ignore]
+    raise TypeError
+
+
+def _opt_dict(value: Any) -> dict[str, Any] | None:
+    if value is None or type(value) is dict:
+        return value  # type: ignore[no-any-return,unused-ignore]
+    raise TypeError
+
+
+def _fast_user(d: Any) -> NotionUser:
+    person = d.get("person")
+    bot = d.get("bot")
+    verified = person.get("email_verified") if person is not None else None
+    if verified is not None and type(verified) is not bool:
+        raise TypeError
+    return NotionUser(
+        object=d["object"] if type(d["object"]) is str else _fail(),
+        id=d["id"] if type(d["id"]) is str else _fail(),
+        type=_opt_str(d.get("type")),
+        name=_opt_str(d.get("name")),
+        avatar_url=_opt_str(d.get("avatar_url")),
+        person=None
+        if person is None
+        else NotionPerson(email=_opt_str(person.get("email")), email_verified=verified),
+        bot=None
+        if bot is None
+        else NotionBot(
+            owner=_opt_dict(bot.get("owner")),
+            workspace_name=_opt_str(bot.get("workspace_name")),
+            workspace_id=_opt_str(bot.get("workspace_id")),
+            workspace_limits=_opt_dict(bot.get("workspace_limits")),
+        ),
+    )
+
+
+def _fail() -> Any:
+    raise TypeError
+
+
+def _bot_extra(bot: NotionBot) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if bot.owner is not None:
+        extra["owner"] = bot.owner
+    if bot.workspace_name is not None:
+        extra["workspace_name"] = bot.workspace_name
+    if bot.workspace_id is not None:
+        extra["workspace_id"] = bot.workspace_id
+    if bot.workspace_limits is not None:
+        extra["workspace_limits"] = bot.workspace_limits
+    return extra
+
+
+def to_directory_user(native: NotionUser, raw: Mapping[str, Any]) -> DirectoryUser:
+    """Map a structured Notion user to the shared model."""
+    extra: dict[str, Any] = {}
+    is_bot = native.type == "bot" or (native.type is None and native.bot is not None)
+    if native.type not in (None, "person", "bot"):
+        extra["type"] = native.type
+    email = None
+    if is_bot:
+        if native.bot is not None:
+            extra.update(_bot_extra(native.bot))
+    elif native.person is not None:
+        email = native.person.email
+        if native.person.email_verified is not None:
+            extra["email_verified"] = native.person.email_verified
+    return DirectoryUser(
+        id=native.id,
+        provider=NotionDialect.name,
+        email=email,
+        name=native.name,
+        avatar_url=native.avatar_url,
+        kind=UserKind.BOT if is_bot else UserKind.PERSON,
+        extra=extra,
+        raw=raw,
+    )
+
+
+def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
+    """Parse one Notion user object."""
+    native = structure(_converter, NotionDialect.name, payload, NotionUser, _fast_user, what)
+    if native.object != "user":
+        raise MalformedResponseError(
+            f"{what}: expected object 'user', got {native.object[:40]!r}",
+            provider=NotionDialect.name,
+        )
+    return to_directory_user(native, MappingProxyType(payload))
+
+
+def check_notion_id(user_id: object) -> str:
+    """A Notion user id must be a UUID, with or without dashes."""
+    check_id(NotionDialect.name, user_id)
+    assert isinstance(user_id, str)
+    if not _UUID.fullmatch(user_id):
+        raise InvalidArgumentError(
+            f"a Notion user id must be a UUID (with or without dashes), got {user_id[:80]!r}",
+            provider=NotionDialect.name,
+        )
+    return user_id
+
+
+@attrs.define(repr=False)
+class NotionDialect(Dialect):
+    """Notion's Users API (``/v1/users``), ``Authorization: Bearer`` + ``Notion-Version``."""
+
+    name: ClassVar[str] = "notion"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        email_lookup="scan", me=True, paging="cursor", max_page_size=100
+    )
+    paging = "cursor"
+
+    token: str = attrs.field(kw_only=True)
+    notion_version: str = attrs.field(default=DEFAULT_NOTION_VERSION, kw_only=True)
+    base_url: str = attrs.field(default=DEFAULT_BASE_URL, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.token, str) or not self.token.strip():
+            raise InvalidArgumentError(
+                "notion needs token= (an integration token)", provider="notion"
+            )
+        if not isinstance(self.notion_version, str) or not self.notion_version.strip():
+            raise InvalidArgumentError(
+                "notion_version= must be a non-empty string", provider="notion"
+            )
+
+    def __repr__(self) -> str:
+        return f"NotionDialect(base_url={self.base_url!r}, notion_version={self.notion_version!r})"
+
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <token>`` and the ``Notion-Version``."""
+        return {"Authorization": f"Bearer {self.token}", "Notion-Version": self.notion_version}
+
+    def list_request(
+        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
+    ) -> Request:
+        """``GET /v1/users?page_size=&start_cursor=``."""
+        params: list[tuple[str, str]] = [("page_size", str(page_size))]
+        if cursor is not None:
+            if not isinstance(cursor, str) or not cursor or len(cursor) > 256:
+                raise InvalidArgumentError("not a Notion cursor", provider=self.name)
+            params.append(("start_cursor", cursor))
+        return Request("GET", ("v1", "users"), tuple(params))
+
+    def parse_list(self, body: Any) -> ListPage:
+        """Parse a ``list`` object of users."""
+        data = expect_object(self.name, body, "list answer")
+        if data.get("object", "list") != "list":
+            raise self.malformed(f"list answer: expected object 'list', got {data.get('object')!r}")
+        results = expect_list(self.name, data.get("results"), "list answer.results")
+        users = [parse_user(item, f"results[{i}]") for i, item in enumerate(results)]
+        has_more = data.get("has_more", False)
+        next_cursor = data.get("next_cursor")
+        if type(has_more) is not bool:
+            raise self.malformed("list answer.has_more: expected a boolean")
+        if next_cursor is not None and not isinstance(next_cursor, str):
+            raise self.malformed("list answer.next_cursor: expected a string or null")
+        if has_more and not next_cursor:
+            raise self.malformed("list answer says has_more but gives no next_cursor")
+        return ListPage(users, has_more, next_cursor if has_more else None)
+
+    def get_request(self, user_id: str) -> Request:
+        """``GET /v1/users/{id}``; the id must be a UUID."""
+        return Request("GET", ("v1", "users", check_notion_id(user_id)))
+
+    def parse_user(self, body: Any) -> DirectoryUser:
+        """Parse a user object."""
+        return parse_user(body)
+
+    def me_request(self) -> Request:
+        """``GET /v1/users/me``: the token's bot."""
+        return Request("GET", ("v1", "users", "me"))
+
+    def map_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIError:
+        """Notion's ``code`` decides; a non-JSON answer (a proxy's page) goes by status."""
+        code, message, request_id = error_fields(body, headers)
+        if message is None:
+            ctype = headers.get("content-type", "no content type").split(";")[0].strip()
+            message = (
+                f"HTTP {status} answer whose body was not Notion's JSON error ({ctype}); "
+                "probably from a proxy or gateway"
+            )
+            code = None
+        cls = ERROR_CODES.get(code or "") or error_class_for_status(status)
+        if status == 529:
+            cls = ServerError
+        return cls(
+            message, provider=self.name, status_code=status, code=code, request_id=request_id
+        )

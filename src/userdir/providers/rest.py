@@ -1,0 +1,239 @@
+"""The generic REST service: ``/api/v1/users`` CRUD, 1-based pages with totals, filters.
+
+Pure: builds requests and parses answers; the directories do the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import attrs
+
+from .._http import Request
+from ..errors import InvalidArgumentError
+from ..models import Capabilities, DirectoryUser, NewUser, UserChanges, UserKind, UserStatus
+from ._base import (
+    Dialect,
+    ListPage,
+    check_email,
+    check_id,
+    expect_list,
+    expect_object,
+    make_converter,
+    page_cursor,
+    parse_datetime,
+    structure,
+)
+
+__all__ = ["RestDialect"]
+
+STATUSES = {s.value: s for s in (UserStatus.ACTIVE, UserStatus.INACTIVE, UserStatus.PENDING)}
+
+
+@attrs.frozen
+class RestUser:
+    """A user as the REST service sends it (unknown keys ignored)."""
+
+    id: str
+    email: str | None = None
+    name: str | None = None
+    role: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_login: datetime | None = None
+    settings: dict[str, Any] | None = None
+
+
+_converter = make_converter()
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value  # type: ignore[no-any-return,unused-ignore]
+    raise TypeError
+
+
+def _opt_time(value: Any) -> datetime | None:
+    return None if value is None else parse_datetime(value)
+
+
+def _fast_user(d: Any) -> RestUser:
+    user_id = d["id"]
+    settings = d.get("settings")
+    if type(user_id) is not str or (settings is not None and type(settings) is not dict):
+        raise TypeError
+    return RestUser(
+        user_id,
+        _opt_str(d.get("email")),
+        _opt_str(d.get("name")),
+        _opt_str(d.get("role")),
+        _opt_str(d.get("status")),
+        _opt_time(d.get("created_at")),
+        _opt_time(d.get("updated_at")),
+        _opt_time(d.get("last_login")),
+        settings,
+    )
+
+
+def to_directory_user(native: RestUser, raw: Mapping[str, Any]) -> DirectoryUser:
+    """Map a structured REST user to the shared model."""
+    extra: dict[str, Any] = {}
+    status = UserStatus.UNKNOWN
+    if native.status is not None:
+        known = STATUSES.get(native.status)
+        if known is None:
+            extra["status"] = native.status
+        else:
+            status = known
+    if native.settings is not None:
+        extra["settings"] = native.settings
+    return DirectoryUser(
+        id=native.id,
+        provider=RestDialect.name,
+        email=native.email,
+        name=native.name,
+        kind=UserKind.PERSON,
+        role=native.role,
+        status=status,
+        created_at=native.created_at,
+        updated_at=native.updated_at,
+        last_login_at=native.last_login,
+        extra=extra,
+        raw=raw,
+    )
+
+
+def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
+    """Parse one REST user object."""
+    native = structure(_converter, RestDialect.name, payload, RestUser, _fast_user, what)
+    return to_directory_user(native, MappingProxyType(payload))
+
+
+def _check_text(name: str, value: object, *, required: bool = True) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(f"{name} must be a non-empty string", provider="rest")
+
+
+def _check_settings(value: object) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise InvalidArgumentError("settings must be a mapping", provider="rest")
+
+
+@attrs.define(repr=False)
+class RestDialect(Dialect):
+    """The REST ``/api/v1/users`` service with ``Authorization: Bearer <token>``."""
+
+    name: ClassVar[str] = "rest"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        email_lookup="scan",
+        create_user=True,
+        update_user=True,
+        delete_user=True,
+        server_filters=frozenset({"status", "role"}),
+        paging="pages_total",
+        max_page_size=100,
+    )
+    paging = "pages_total"
+    first_page = 1
+
+    token: str = attrs.field(kw_only=True)
+    base_url: str = attrs.field(kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.token, str) or not self.token.strip():
+            raise InvalidArgumentError("rest needs token= (a bearer token)", provider=self.name)
+
+    def __repr__(self) -> str:
+        return f"RestDialect(base_url={self.base_url!r})"
+
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <token>``."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def list_request(
+        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
+    ) -> Request:
+        """``GET /api/v1/users?page=&limit=&status=&role=`` (the first page is 1)."""
+        page = page_cursor(self.name, cursor, self.first_page)
+        params = [("page", str(page)), ("limit", str(page_size))]
+        params.extend((key, filters[key]) for key in ("status", "role") if key in filters)
+        return Request("GET", ("api", "v1", "users"), tuple(params))
+
+    def parse_list(self, body: Any) -> ListPage:
+        """Parse ``{"data": [...], "meta": {"total", "page", "limit", "pages"}}``."""
+        data = expect_object(self.name, body, "list answer")
+        items = expect_list(self.name, data.get("data"), "list answer.data")
+        meta = expect_object(self.name, data.get("meta"), "list answer.meta")
+        page, pages = meta.get("page"), meta.get("pages")
+        for key, value in (("page", page), ("pages", pages)):
+            if type(value) is not int or value < 0:
+                raise self.malformed(f"list answer.meta.{key}: expected a non-negative integer")
+        assert isinstance(page, int)
+        assert isinstance(pages, int)
+        users = [parse_user(item, f"data[{i}]") for i, item in enumerate(items)]
+        return ListPage(users, page < pages, None, pages)
+
+    def get_request(self, user_id: str) -> Request:
+        """``GET /api/v1/users/{user_id}``."""
+        return Request("GET", ("api", "v1", "users", check_id(self.name, user_id)))
+
+    def parse_user(self, body: Any) -> DirectoryUser:
+        """Parse ``{"data": {...}}``."""
+        data = expect_object(self.name, body, "user answer")
+        if "data" not in data:
+            raise self.malformed("user answer: no 'data' key")
+        return parse_user(data["data"], "user answer.data")
+
+    def create_request(self, new_user: NewUser) -> Request:
+        """``POST /api/v1/users`` with email, name, role, password and settings as given."""
+        if not isinstance(new_user, NewUser):
+            raise InvalidArgumentError("create_user takes a userdir.NewUser", provider=self.name)
+        body: dict[str, Any] = {
+            "email": check_email(self.name, new_user.email),
+            "name": new_user.name,
+        }
+        _check_text("name", new_user.name)
+        _check_text("role", new_user.role, required=False)
+        _check_text("password", new_user.password, required=False)
+        _check_settings(new_user.settings)
+        if new_user.role is not None:
+            body["role"] = new_user.role
+        if new_user.password is not None:
+            body["password"] = new_user.password
+        if new_user.settings is not None:
+            body["settings"] = dict(new_user.settings)
+        return Request("POST", ("api", "v1", "users"), json=body)
+
+    def update_request(self, user_id: str, changes: UserChanges) -> Request:
+        """``PUT /api/v1/users/{user_id}`` with only the fields that were set."""
+        if not isinstance(changes, UserChanges):
+            raise InvalidArgumentError(
+                "update_user takes a userdir.UserChanges", provider=self.name
+            )
+        body = changes.fields_set()
+        if not body:
+            raise InvalidArgumentError("UserChanges sets no field", provider=self.name)
+        if "email" in body:
+            body["email"] = check_email(self.name, body["email"])
+        for key in ("name", "role", "password"):
+            if key in body:
+                _check_text(key, body[key])
+        if "status" in body and body["status"] not in STATUSES:
+            raise InvalidArgumentError(
+                f"status must be one of {', '.join(STATUSES)}, got {body['status']!r}",
+                provider=self.name,
+            )
+        if "settings" in body:
+            _check_settings(body["settings"])
+            body["settings"] = dict(body["settings"])
+        return Request("PUT", ("api", "v1", "users", check_id(self.name, user_id)), json=body)
+
+    def delete_request(self, user_id: str) -> Request:
+        """``DELETE /api/v1/users/{user_id}``."""
+        return Request("DELETE", ("api", "v1", "users", check_id(self.name, user_id)))
