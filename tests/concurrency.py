@@ -1,0 +1,58 @@
+"""Test helpers that prove requests were in flight together (no wall-clock asserts)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+class Rendezvous:
+    """Holds each of the first ``parties`` matching requests until all have arrived.
+
+    If the client sent them one after another, the first would wait forever; the
+    rendezvous gives up after ``timeout`` and records that it did, so the test fails
+    with a clear assertion instead of hanging.
+    """
+
+    def __init__(self, parties: int, timeout: float = 10.0) -> None:
+        self.parties = parties
+        self.timeout = timeout
+        self.arrived = 0
+        self.met = False
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+
+    def _arrive(self) -> None:
+        with self._lock:
+            self.arrived += 1
+            if self.arrived == self.parties:
+                self.met = True
+                self._event.set()
+
+    def sync(self, answer: Callable[[httpx.Request], httpx.Response]) -> Callable[..., Any]:
+        def callback(request: httpx.Request) -> httpx.Response:
+            if self.arrived < self.parties:
+                self._arrive()
+                self._event.wait(self.timeout)
+            return answer(request)
+
+        return callback
+
+    def asynchronous(self, answer: Callable[[httpx.Request], httpx.Response]) -> Callable[..., Any]:
+        async def callback(request: httpx.Request) -> httpx.Response:
+            if self.arrived < self.parties:
+                self._arrive()
+                deadline = time.monotonic() + self.timeout
+                while not self._event.is_set() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.001)
+            return answer(request)
+
+        return callback
+
+    def callback(self, mode: str, answer: Callable[[httpx.Request], httpx.Response]) -> Any:
+        return self.sync(answer) if mode == "sync" else self.asynchronous(answer)
