@@ -7,6 +7,7 @@
 
 from ._http import Retries
 from ._version import __version__
+from .config import load_config, load_config_async
 from .directory import AsyncDirectory, AsyncHttpDirectory, Directory, HttpDirectory
 from .emails import email_key
 from .errors import (
@@ -24,6 +25,16 @@ from .errors import (
     TransportError,
     UnsupportedOperationError,
     UserNotFoundError,
+)
+from .federation import (
+    AsyncFederation,
+    Diff,
+    Difference,
+    Federation,
+    FindResult,
+    Identity,
+    Lookup,
+    LookupStatus,
 )
 from .models import (
     UNSET,
@@ -47,17 +58,25 @@ __all__ = [
     "UNSET",
     "APIError",
     "AsyncDirectory",
+    "AsyncFederation",
     "AsyncHttpDirectory",
     "AuthenticationError",
     "Capabilities",
     "ConfigError",
     "ConflictError",
+    "Diff",
+    "Difference",
     "Directory",
     "DirectoryError",
     "DirectoryUser",
+    "Federation",
+    "FindResult",
     "HttpDirectory",
+    "Identity",
     "InvalidArgumentError",
     "InvalidRequestError",
+    "Lookup",
+    "LookupStatus",
     "MalformedResponseError",
     "NewUser",
     "Page",
@@ -77,5 +96,7 @@ __all__ = [
     "connect",
     "connect_async",
     "email_key",
+    "load_config",
+    "load_config_async",
     "register_provider",
 ]

@@ -159,7 +159,7 @@ class TokenBucket:
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        if not rate > 0:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
             raise InvalidArgumentError("max_requests_per_second must be a positive number")
         self.interval = 1.0 / rate
         self.burst = max(1.0, burst if burst is not None else 1.0)
@@ -214,6 +214,10 @@ class _EngineBase:
             )
         self.base_url = base_url.rstrip("/")
         self.retries = Retries.coerce(retries)
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
+            raise InvalidArgumentError("max_response_bytes must be an int", provider=provider)
+        if max_response_bytes < 1:
+            raise InvalidArgumentError("max_response_bytes must be positive", provider=provider)
         self.max_response_bytes = max_response_bytes
         self.rate_limit = (
             TokenBucket(max_requests_per_second) if max_requests_per_second is not None else None
@@ -222,9 +226,19 @@ class _EngineBase:
         if timeout is None:
             timeout = DEFAULT_TIMEOUT
         elif not isinstance(timeout, httpx.Timeout):
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                raise InvalidArgumentError(
+                    "timeout must be a positive number of seconds or an httpx.Timeout",
+                    provider=provider,
+                )
             timeout = httpx.Timeout(timeout)
         self.timeout = timeout
         self._client_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if headers is not None and (
+            not isinstance(headers, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):
+            raise InvalidArgumentError("headers must map str to str", provider=provider)
         self._client_headers.update(headers or {})
         # Auth last: extra headers= never override the credentials.
         self._client_headers.update(auth_headers)

@@ -1,0 +1,27 @@
+"""Stateful in-memory emulators of the user-directory services, for tests and benchmarks.
+
+Each emulator keeps users in memory and answers like the real service, either in-process
+through ``emu.transport`` (an httpx transport, sync and async) or over real HTTP with
+``with emu.serve() as base_url: ...``. Faults (rate limits, 5xx, HTML error pages, dropped
+connections, timeouts, delays) can be injected and every request is logged.
+
+Run ``python -m userdir.testing serve {notion,org_api,rest} --users N`` to serve one in its
+own process.
+"""
+
+from __future__ import annotations
+
+from ._base import Emulator, RecordedRequest
+from ._faults import Fault
+from ._notion import NotionEmulator
+from ._org_api import OrgApiEmulator
+from ._rest import RestEmulator
+
+__all__ = [
+    "Emulator",
+    "Fault",
+    "NotionEmulator",
+    "OrgApiEmulator",
+    "RecordedRequest",
+    "RestEmulator",
+]

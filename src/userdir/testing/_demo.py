@@ -1,0 +1,106 @@
+"""A small fictional company in the three emulators: the data of ``userdir demo``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..directory import HttpDirectory
+from ..registry import connect
+from ._notion import NotionEmulator
+from ._org_api import OrgApiEmulator
+from ._rest import RestEmulator
+
+__all__ = ["DemoCompany", "demo_company"]
+
+# first, last, HR email, in the wiki (Notion)?, app status (None: no app account), app role
+_STAFF = [
+    ("Ada", "Lovelace", "ada.lovelace@northwind.example", True, "active", "admin"),
+    ("Grace", "Hopper", "grace.hopper@northwind.example", True, "active", "admin"),
+    ("Alan", "Turing", "alan.turing@northwind.example", True, "active", "editor"),
+    ("Katherine", "Johnson", "katherine.johnson@northwind.example", True, "active", "editor"),
+    ("Edsger", "Dijkstra", "edsger.dijkstra@northwind.example", True, "inactive", "viewer"),
+    ("Barbara", "Liskov", "barbara.liskov@northwind.example", True, "active", "viewer"),
+    ("Donald", "Knuth", "donald.knuth@northwind.example", False, "pending", "viewer"),
+    ("Margaret", "Hamilton", "margaret.hamilton@northwind.example", True, None, None),
+]
+# HR's role where it disagrees with the app (an audit finding of its own).
+_HR_ROLES = {"katherine.johnson@northwind.example": "Viewer"}
+# Left the company: removed from HR, still active in the app and the wiki.
+LEAVER = ("Mallory", "Quinn", "mallory.quinn@northwind.example")
+
+
+def _cased(email: str, style: int) -> str:
+    local, _, domain = email.partition("@")
+    if style == 1:
+        return f"{local.title()}@{domain}"
+    if style == 2:
+        return email.upper()
+    return email
+
+
+@attrs.define
+class DemoCompany:
+    """The three emulators of the demo company and the directories connected to them."""
+
+    notion: NotionEmulator
+    org_api: OrgApiEmulator
+    rest: RestEmulator
+    lookups: list[str]
+
+    def directories(self, **options: Any) -> dict[str, HttpDirectory]:
+        """Blocking directories over the emulators' in-process transports (no network)."""
+        return {
+            "wiki": connect(
+                "notion", token=self.notion.token, transport=self.notion.transport, **options
+            ),
+            "hr": connect(
+                "org_api",
+                api_key=self.org_api.api_key,
+                base_url="https://hr.northwind.example",
+                transport=self.org_api.transport,
+                **options,
+            ),
+            "app": connect(
+                "rest",
+                token=self.rest.token,
+                base_url="https://app.northwind.example",
+                transport=self.rest.transport,
+                **options,
+            ),
+        }
+
+
+def demo_company() -> DemoCompany:
+    """Seed the emulators with Northwind: emails cased differently across services, one
+    person who left HR but is still active in the app, and a Notion bot."""
+    notion, org, rest = NotionEmulator(), OrgApiEmulator(), RestEmulator()
+    for index, (first, last, email, in_wiki, app_status, app_role) in enumerate(_STAFF):
+        org.add_user(
+            email=email,
+            first_name=first,
+            last_name=last,
+            username=f"{first[0]}{last}".lower(),
+            user_role=_HR_ROLES.get(email, (app_role or "member").title()),
+        )
+        if in_wiki:
+            notion.add_user(name=f"{first} {last}", email=_cased(email, index % 3))
+        if app_status is not None:
+            rest.add_user(
+                email=_cased(email, (index + 1) % 3),
+                name=f"{first} {last}",
+                role=app_role or "viewer",
+                status=app_status,
+            )
+    first, last, email = LEAVER
+    notion.add_user(name=f"{first} {last}", email=email)
+    rest.add_user(email=email, name=f"{first} {last}", role="editor", status="active")
+    notion.add_user(name="Deploy Bot", kind="bot")
+    lookups = [
+        "ADA.LOVELACE@northwind.example",
+        "Donald.Knuth@Northwind.example",
+        LEAVER[2],
+        "nobody@northwind.example",
+    ]
+    return DemoCompany(notion, org, rest, lookups)
