@@ -1,0 +1,51 @@
+"""The pytest plugin's fixtures work in a user's test file that only imports userdir."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_fixtures_in_a_plain_test_file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mine="""
+        import userdir
+
+        def test_notion(notion_emulator):
+            notion_emulator.add_user(name="Ada", email="ada@example.com")
+            with userdir.connect("notion", token=notion_emulator.token,
+                                 transport=notion_emulator.transport) as d:
+                assert d.find_user_by_email("ADA@example.com").name == "Ada"
+
+        def test_org(org_api_emulator):
+            org_api_emulator.add_user(email="bo@example.com", first_name="Bo")
+            with userdir.connect("org_api", api_key=org_api_emulator.api_key,
+                                 base_url="https://org.test",
+                                 transport=org_api_emulator.transport) as d:
+                assert [u.name for u in d.iter_users()] == ["Bo"]
+
+        def test_rest(rest_emulator):
+            with userdir.connect("rest", token=rest_emulator.token, base_url="https://r.test",
+                                 transport=rest_emulator.transport) as d:
+                d.create_user(userdir.NewUser(email="c@example.com", name="C", password="pw"))
+                assert len(rest_emulator) == 1
+
+        def test_fresh_each_time(rest_emulator):
+            assert len(rest_emulator) == 0
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+def test_readme_example_runs(pytester: pytest.Pytester) -> None:
+    """The README's "Testing your code with userdir" example, exactly as written."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Testing your code with userdir", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(test_readme=code)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
