@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, 
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
-from ._http import AsyncEngine, Request, SyncEngine
+from ._http import AsyncEngine, Request, SyncEngine, redact_url
 from .emails import email_key
 from .errors import InvalidArgumentError, MalformedResponseError, UserNotFoundError
 from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
@@ -302,7 +302,8 @@ class _DirectoryBase:
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} provider={self.provider!r} base_url={self.dialect.base_url!r}>"
+            f"<{type(self).__name__} provider={self.provider!r} "
+            f"base_url={redact_url(self.dialect.base_url)!r}>"
         )
 
     def _filters(

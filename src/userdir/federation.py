@@ -217,10 +217,13 @@ def _keys(emails: Iterable[str]) -> list[tuple[str, str]]:
     return [(email, email_key(email)) for email in emails]
 
 
-def _merge(listings: Mapping[str, Iterable[DirectoryUser]]) -> list[Identity]:
+def _merge(listings: Mapping[str, list[DirectoryUser] | BaseException]) -> list[Identity]:
+    """Merge every directory's listing; a directory that failed fails the merge."""
     by_key: dict[str, list[tuple[str, DirectoryUser]]] = {}
     loose: list[Identity] = []
     for name, users in listings.items():
+        if isinstance(users, BaseException):
+            raise _wrap(name, users)
         for user in users:
             if user.email_key is None:
                 loose.append(Identity(None, ((name, user),)))
@@ -356,13 +359,7 @@ class Federation:
 
     def identities(self) -> list[Identity]:
         """Every account of every directory, merged by ``email_key`` into identities."""
-        outcomes = self._each(lambda _n, d: list(d.iter_users()))
-        listings: dict[str, list[DirectoryUser]] = {}
-        for name, outcome in outcomes.items():
-            if isinstance(outcome, BaseException):
-                raise _wrap(name, outcome)
-            listings[name] = outcome
-        return _merge(listings)
+        return _merge(self._each(lambda _n, d: list(d.iter_users())))
 
     def diff(self, a: str, b: str) -> Diff:
         """Compare two directories by ``email_key`` (only in a, only in b, differing)."""
@@ -431,13 +428,7 @@ class AsyncFederation:
 
     async def identities(self) -> list[Identity]:
         """Every account of every directory, merged by ``email_key`` into identities."""
-        outcomes = await self._each(lambda _n, d: _collect(d))
-        listings: dict[str, list[DirectoryUser]] = {}
-        for name, outcome in outcomes.items():
-            if isinstance(outcome, BaseException):
-                raise _wrap(name, outcome)
-            listings[name] = outcome
-        return _merge(listings)
+        return _merge(await self._each(lambda _n, d: _collect(d)))
 
     async def diff(self, a: str, b: str) -> Diff:
         """Compare two directories by ``email_key`` (only in a, only in b, differing)."""

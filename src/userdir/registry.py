@@ -233,18 +233,18 @@ def make_dialect(provider: str, options: Mapping[str, Any]) -> Dialect:
     return dialect
 
 
-def _engine_kwargs(dialect: Dialect, common: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "provider": dialect.name,
-        "base_url": dialect.base_url,
-        "auth_headers": dialect.auth_headers(),
-        "error_mapper": dialect.map_error,
-        "timeout": common.get("timeout"),
-        "retries": common.get("retries"),
-        "max_requests_per_second": common.get("max_requests_per_second"),
-        "headers": common.get("headers"),
-        "max_response_bytes": common.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
-    }
+def _parts(
+    provider: str, options: Mapping[str, Any], engine: dict[str, Any]
+) -> tuple[Dialect, dict[str, Any]]:
+    """The dialect and the engine's keyword arguments, shared by both connect()s."""
+    dialect = make_dialect(provider, options)
+    engine.update(
+        provider=dialect.name,
+        base_url=dialect.base_url,
+        auth_headers=dialect.auth_headers(),
+        error_mapper=dialect.map_error,
+    )
+    return dialect, engine
 
 
 def connect(
@@ -264,16 +264,19 @@ def connect(
     ``options`` are the provider's own (``token``, ``api_key``, ``base_url``,
     ``notion_version``, ...); the named arguments configure the HTTP engine.
     """
-    dialect = make_dialect(provider, options)
-    common = {
-        "timeout": timeout,
-        "retries": retries,
-        "max_requests_per_second": max_requests_per_second,
-        "headers": headers,
-        "max_response_bytes": max_response_bytes,
-    }
-    engine = SyncEngine(transport=transport, **_engine_kwargs(dialect, common))
-    return HttpDirectory(dialect, engine, concurrency=concurrency)
+    dialect, engine = _parts(
+        provider,
+        options,
+        {
+            "timeout": timeout,
+            "retries": retries,
+            "max_requests_per_second": max_requests_per_second,
+            "headers": headers,
+            "max_response_bytes": max_response_bytes,
+            "transport": transport,
+        },
+    )
+    return HttpDirectory(dialect, SyncEngine(**engine), concurrency=concurrency)
 
 
 def connect_async(
@@ -289,16 +292,19 @@ def connect_async(
     **options: Any,
 ) -> AsyncHttpDirectory:
     """Open an asyncio directory: ``connect_async("notion", token=...)``."""
-    dialect = make_dialect(provider, options)
-    common = {
-        "timeout": timeout,
-        "retries": retries,
-        "max_requests_per_second": max_requests_per_second,
-        "headers": headers,
-        "max_response_bytes": max_response_bytes,
-    }
-    engine = AsyncEngine(transport=transport, **_engine_kwargs(dialect, common))
-    return AsyncHttpDirectory(dialect, engine, concurrency=concurrency)
+    dialect, engine = _parts(
+        provider,
+        options,
+        {
+            "timeout": timeout,
+            "retries": retries,
+            "max_requests_per_second": max_requests_per_second,
+            "headers": headers,
+            "max_response_bytes": max_response_bytes,
+            "transport": transport,
+        },
+    )
+    return AsyncHttpDirectory(dialect, AsyncEngine(**engine), concurrency=concurrency)
 
 
 __all__ += ["COMMON_OPTIONS", "make_dialect", "reload_entry_points"]

@@ -17,7 +17,7 @@ import attrs
 import cattrs
 import httpx
 
-from .._http import Request
+from .._http import Request, redact_url
 from ..emails import email_key
 from ..errors import (
     APIError,
@@ -73,6 +73,9 @@ class Dialect:
     paging: ClassVar[Paging]
     first_page: ClassVar[int] = 0
     base_url: str
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={redact_url(self.base_url)!r})"
 
     def auth_headers(self) -> dict[str, str]:
         """The headers that authenticate every request (values are secrets)."""

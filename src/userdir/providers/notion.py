@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import attrs
 import httpx
 
-from .._http import Request
+from .._http import Request, redact_url
 from ..errors import (
     APIError,
     AuthenticationError,
@@ -234,7 +234,10 @@ class NotionDialect(Dialect):
             )
 
     def __repr__(self) -> str:
-        return f"NotionDialect(base_url={self.base_url!r}, notion_version={self.notion_version!r})"
+        return (
+            f"NotionDialect(base_url={redact_url(self.base_url)!r}, "
+            f"notion_version={self.notion_version!r})"
+        )
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <token>`` and the ``Notion-Version``."""

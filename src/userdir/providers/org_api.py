@@ -113,9 +113,6 @@ class OrgApiDialect(Dialect):
                 "org_api needs api_key= (the org API key)", provider=self.name
             )
 
-    def __repr__(self) -> str:
-        return f"OrgApiDialect(base_url={self.base_url!r})"
-
     def auth_headers(self) -> dict[str, str]:
         """The bare key: ``Authorization: <api key>``, never ``Bearer``."""
         return {"Authorization": self.api_key}

@@ -149,9 +149,6 @@ class RestDialect(Dialect):
         if not isinstance(self.token, str) or not self.token.strip():
             raise InvalidArgumentError("rest needs token= (a bearer token)", provider=self.name)
 
-    def __repr__(self) -> str:
-        return f"RestDialect(base_url={self.base_url!r})"
-
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <token>``."""
         return {"Authorization": f"Bearer {self.token}"}
