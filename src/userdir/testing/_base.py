@@ -59,6 +59,33 @@ def html_reply(status: int) -> Reply:
     return Reply(status, page.encode("utf-8"), HTML_TYPE)
 
 
+def bearer_ok(headers: Mapping[str, str], token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>``."""
+    scheme, _, given = headers.get("authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and given.strip() == token
+
+
+class EmailKeyedStore:
+    """Users by id, in listing order, with unique (case-insensitive) emails."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, dict[str, Any]] = {}
+        self._order: list[str] = []
+        self._by_email: dict[str, str] = {}
+
+    def _store(self, user: dict[str, Any]) -> str:
+        user_id: str = user["id"]
+        if user_id in self._users:
+            raise ValueError(f"a user with id {user_id} already exists")
+        email_key = str(user["email"]).lower()
+        if email_key in self._by_email:
+            raise ValueError(f"a user with email {user['email']} already exists")
+        self._users[user_id] = user
+        self._order.append(user_id)
+        self._by_email[email_key] = user_id
+        return user_id
+
+
 def parse_int(value: str) -> int | None:
     """Strict decimal integer parsing (``"10"`` yes; ``"1.0"``, ``"ten"``, ``""`` no)."""
     text = value.strip()

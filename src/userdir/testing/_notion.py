@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _names
-from ._base import Emulator, Reply, json_reply, parse_int
+from ._base import Emulator, Reply, bearer_ok, json_reply, parse_int
 
 __all__ = ["NotionEmulator"]
 
@@ -254,8 +254,7 @@ class NotionEmulator(Emulator):
         headers: Mapping[str, str],
         body: bytes,
     ) -> Reply:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.token or not self.token:
+        if not bearer_ok(headers, self.token):
             return self._error(401, "unauthorized", "API token is invalid.")
         if not headers.get("notion-version", "").strip():
             return self._error(

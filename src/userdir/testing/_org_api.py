@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _names
-from ._base import Emulator, Reply, json_reply, parse_int
+from ._base import EmailKeyedStore, Emulator, Reply, json_reply, parse_int
 
 __all__ = ["OrgApiEmulator"]
 
 
-class OrgApiEmulator(Emulator):
+class OrgApiEmulator(Emulator, EmailKeyedStore):
     """Stateful emulator of the org API's user endpoints.
 
     Requests need ``Authorization: <api_key>`` exactly (no scheme), else 401
@@ -33,23 +33,9 @@ class OrgApiEmulator(Emulator):
         super().__init__(latency=latency)
         #: The key expected verbatim in the ``Authorization`` header.
         self.api_key = api_key
-        self._users: dict[str, dict[str, Any]] = {}
-        self._order: list[str] = []
-        self._by_email: dict[str, str] = {}
+        EmailKeyedStore.__init__(self)
 
     # -- state ------------------------------------------------------------------------------
-
-    def _store(self, user: dict[str, Any]) -> str:
-        user_id: str = user["id"]
-        if user_id in self._users:
-            raise ValueError(f"a user with id {user_id} already exists")
-        email_key = str(user["email"]).lower()
-        if email_key in self._by_email:
-            raise ValueError(f"a user with email {user['email']} already exists")
-        self._users[user_id] = user
-        self._order.append(user_id)
-        self._by_email[email_key] = user_id
-        return user_id
 
     def add_user(
         self,

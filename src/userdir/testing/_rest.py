@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _names
-from ._base import Emulator, Reply, json_reply, parse_int
+from ._base import EmailKeyedStore, Emulator, Reply, bearer_ok, json_reply, parse_int
 
 __all__ = ["RestEmulator"]
 
@@ -62,7 +62,7 @@ def _generated_status(index: int) -> str:
     return "active"
 
 
-class RestEmulator(Emulator):
+class RestEmulator(Emulator, EmailKeyedStore):
     """Stateful emulator of the REST users API (list, get, create, update, delete).
 
     Requests need ``Authorization: Bearer <token>``. Errors are
@@ -85,10 +85,8 @@ class RestEmulator(Emulator):
         super().__init__(latency=latency)
         #: The token expected in ``Authorization: Bearer <token>``.
         self.token = token
-        self._users: dict[str, dict[str, Any]] = {}
+        EmailKeyedStore.__init__(self)
         self._passwords: dict[str, str] = {}
-        self._order: list[str] = []
-        self._by_email: dict[str, str] = {}
         self._next_number = 100001
 
     # -- state ------------------------------------------------------------------------------
@@ -100,17 +98,9 @@ class RestEmulator(Emulator):
             if user_id not in self._users:
                 return user_id
 
-    def _store(self, user: dict[str, Any], password: str) -> str:
-        user_id: str = user["id"]
-        if user_id in self._users:
-            raise ValueError(f"a user with id {user_id} already exists")
-        email_key = str(user["email"]).lower()
-        if email_key in self._by_email:
-            raise ValueError(f"a user with email {user['email']} already exists")
-        self._users[user_id] = user
+    def _store_with_password(self, user: dict[str, Any], password: str) -> str:
+        user_id = self._store(user)
         self._passwords[user_id] = password
-        self._order.append(user_id)
-        self._by_email[email_key] = user_id
         return user_id
 
     def add_user(
@@ -145,7 +135,7 @@ class RestEmulator(Emulator):
                 "last_login": None if last_login is None else _stamp(last_login),
                 "settings": copy.deepcopy(settings if settings is not None else _DEFAULT_SETTINGS),
             }
-            return self._store(user, password)
+            return self._store_with_password(user, password)
 
     def password_of(self, user_id: str) -> str | None:
         """The stored password of a user (never part of any answer), or None if unknown."""
@@ -177,7 +167,7 @@ class RestEmulator(Emulator):
                     "notifications": rng.random() < 0.7,
                 },
             }
-            ids.append(self._store(user, f"pw-{index}"))
+            ids.append(self._store_with_password(user, f"pw-{index}"))
         return ids
 
     def _remove(self, user_id: str) -> bool:
@@ -227,8 +217,7 @@ class RestEmulator(Emulator):
         headers: Mapping[str, str],
         body: bytes,
     ) -> Reply:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.token or not self.token:
+        if not bearer_ok(headers, self.token):
             return self._error(401, "unauthorized", "Authentication required")
         if path == "/api/v1/users":
             if method == "GET":
@@ -344,7 +333,7 @@ class RestEmulator(Emulator):
             "created_at": _now(),
             "settings": copy.deepcopy(payload.get("settings", _DEFAULT_SETTINGS)),
         }
-        self._store(user, payload["password"])
+        self._store_with_password(user, payload["password"])
         return json_reply(201, {"data": self._summary(user)})
 
     def _update(self, user_id: str, body: bytes) -> Reply:
