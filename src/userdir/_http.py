@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -212,6 +212,17 @@ class _EngineBase:
                 f"base_url must be an http(s) URL, got {redact_url(base_url)!r}",
                 provider=provider,
             )
+        # User-info goes to httpx as an auth object, never in the URL: httpx logs every
+        # request's URL (INFO "HTTP Request: ..."), password included.
+        self._url_auth: httpx.BasicAuth | None = None
+        url_secrets: tuple[str, ...] = ()
+        if "@" in urlsplit(base_url).netloc:
+            parts = urlsplit(base_url)
+            user, password = unquote(parts.username or ""), unquote(parts.password or "")
+            if user or password:  # what httpx did with them in the URL: Basic auth
+                self._url_auth = httpx.BasicAuth(user, password)
+            url_secrets = (password,) if password else ()
+            base_url = redact_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.retries = Retries.coerce(retries)
         if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
@@ -242,17 +253,36 @@ class _EngineBase:
         self._client_headers.update(headers or {})
         # Auth last: extra headers= never override the credentials.
         self._client_headers.update(auth_headers)
-        self._secrets = _secret_values(auth_headers)
+        self._secrets = tuple(
+            sorted({*_secret_values(auth_headers), *url_secrets}, key=len, reverse=True)
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider} {redact_url(self.base_url)}>"
 
-    def scrub(self, text: str) -> str:
-        """Replace any credential that a server echoed back with ``***``."""
-        for secret in self._secrets:
+    def scrub(self, text: str, extra: tuple[str, ...] = ()) -> str:
+        """Replace any credential (and any of ``extra``) a server echoed back with ``***``."""
+        for secret in (*extra, *self._secrets):
             if secret in text:
                 text = text.replace(secret, "***")
         return text
+
+    def scrub_error(self, error: APIError, request: Request) -> None:
+        """Scrub every text field of an error built from a server's answer.
+
+        Besides the credentials, the password the request carried (create/update) is
+        scrubbed: a validation error may echo the body back.
+        """
+        extra: tuple[str, ...] = ()
+        if isinstance(request.json, Mapping):
+            password = request.json.get("password")
+            if isinstance(password, str) and password:
+                extra = (password,)
+        error.message = self.scrub(error.message, extra)
+        if error.code is not None:
+            error.code = self.scrub(error.code, extra)
+        if error.request_id is not None:
+            error.request_id = self.scrub(error.request_id, extra)
 
     # -- request building ----------------------------------------------------
 
@@ -260,12 +290,21 @@ class _EngineBase:
         return "/" + "/".join(encode_segment(s) for s in request.path)
 
     def build(self, client: httpx.Client | httpx.AsyncClient, request: Request) -> httpx.Request:
-        return client.build_request(
-            request.method,
-            self.base_url + self.url_path(request),
-            params=list(request.params) if request.params else None,
-            json=request.json,
-        )
+        try:
+            return client.build_request(
+                request.method,
+                self.base_url + self.url_path(request),
+                params=list(request.params) if request.params else None,
+                json=request.json,
+            )
+        except (ValueError, TypeError) as exc:
+            # A value that cannot go on the wire: a lone surrogate (not UTF-8), NaN or
+            # an object that is not JSON in a body. Nothing was sent.
+            raise InvalidArgumentError(
+                f"{request.method} request to {request.path[0] if request.path else '/'!r}: "
+                f"an argument cannot be sent ({type(exc).__name__})",
+                provider=self.provider,
+            ) from None
 
     # -- retry policy -------------------------------------------------------
 
@@ -348,7 +387,7 @@ class _EngineBase:
             )
         if status >= 400:
             error = self._error_mapper(status, response.headers, body)
-            error.message = self.scrub(error.message)
+            self.scrub_error(error, request)
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error
@@ -376,7 +415,12 @@ class _EngineBase:
 
 
 def _client_kwargs(engine: _EngineBase) -> dict[str, Any]:
-    return {"headers": engine._client_headers, "timeout": engine.timeout, "follow_redirects": False}
+    return {
+        "headers": engine._client_headers,
+        "timeout": engine.timeout,
+        "follow_redirects": False,
+        "auth": engine._url_auth,
+    }
 
 
 class SyncEngine(_EngineBase):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -44,10 +45,10 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def _read_only(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    if value is None or (isinstance(value, MappingProxyType) and not value):
-        return _EMPTY
-    if isinstance(value, MappingProxyType):
+    if type(value) is MappingProxyType:
         return value
+    if not value:
+        return _EMPTY
     return MappingProxyType(dict(value))
 
 
@@ -67,7 +68,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class DirectoryUser:
     """One account in one directory, mapped to the shared model.
 
@@ -96,11 +97,24 @@ class DirectoryUser:
     raw: Mapping[str, Any] = attrs.field(
         default=_EMPTY, converter=_read_only, eq=False, hash=False, repr=False
     )
-    email_key: str | None = attrs.field(init=False, eq=False, hash=False, repr=False)
 
-    @email_key.default
-    def _email_key_default(self) -> str | None:
+    @functools.cached_property
+    def email_key(self) -> str | None:
+        """The normalised email every match compares (:func:`userdir.email_key`), or None."""
         return try_email_key(self.email)
+
+    @classmethod
+    def _trusted(cls, **fields: Any) -> DirectoryUser:
+        """Build from values the provider already checked (the parsers' fast path).
+
+        ``extra`` and ``raw`` must already be read-only mappings. Equal to calling the
+        class, minus the per-field work of the generated ``__init__``.
+        """
+        user = _new(cls)
+        values = _DEFAULTS.copy()
+        values.update(fields)
+        _set(user, "__dict__", values)
+        return user
 
     def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
         """A JSON-ready dict of the user: enums as strings, datetimes in ISO 8601."""
@@ -164,6 +178,11 @@ class DirectoryUser:
 
 def _user_tuple(users: Iterable[DirectoryUser]) -> tuple[DirectoryUser, ...]:
     return tuple(users)
+
+
+_new = object.__new__
+_set = object.__setattr__
+_DEFAULTS: dict[str, Any] = {field.name: field.default for field in attrs.fields(DirectoryUser)}
 
 
 @attrs.frozen

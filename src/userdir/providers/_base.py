@@ -165,9 +165,9 @@ def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str |
     try:
         data = json.loads(body) if body else None
     except (ValueError, RecursionError):
-        return None, None, request_id
+        return None, None, _one_line(request_id)
     if not isinstance(data, dict):
-        return None, None, request_id
+        return None, None, _one_line(request_id)
     code = data.get("code")
     message = data.get("message")
     error = data.get("error")
@@ -185,10 +185,17 @@ def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str |
     if isinstance(rid, str):
         request_id = rid
     return (
-        code if isinstance(code, str) else None,
+        _one_line(code),
         message[:2000] if isinstance(message, str) else None,
-        request_id,
+        _one_line(request_id),
     )
+
+
+def _one_line(value: object, limit: int = 200) -> str | None:
+    """A code or request id as the service sent it, on one line and of bounded length."""
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.split())[:limit] or None
 
 
 def check_id(provider: str, user_id: object) -> str:
@@ -238,7 +245,11 @@ def page_cursor(provider: str, cursor: str | None, first: int) -> int:
     """Read a page-number cursor (an opaque str to callers)."""
     if cursor is None:
         return first
-    if not isinstance(cursor, str) or not cursor.isdigit() or len(cursor) > 9:
+    if (
+        not isinstance(cursor, str)
+        or not (cursor.isascii() and cursor.isdigit())  # "²".isdigit() but int("²") fails
+        or len(cursor) > 9
+    ):
         raise InvalidArgumentError(
             f"not a cursor this {provider} directory gave out: {str(cursor)[:40]!r}",
             provider=provider,
@@ -359,6 +370,19 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def describe(value: Any) -> str:
+    """A short description of a JSON value for a message: never its full text."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    return _json_type(value)
+
+
+def require_id(provider: str, user_id: str, what: str) -> None:
+    """Refuse a parsed user whose id is empty: it could be neither fetched nor told apart."""
+    if not user_id.strip():
+        raise MalformedResponseError(f"{what}.id: empty", provider=provider)
+
+
 def expect_object(provider: str, body: Any, what: str) -> dict[str, Any]:
     """The body as a dict, or a MalformedResponseError saying what came instead."""
     if not isinstance(body, dict):
@@ -377,4 +401,11 @@ def expect_list(provider: str, value: Any, what: str) -> list[Any]:
     return value
 
 
-__all__ += ["check_email", "expect_list", "expect_object", "page_cursor"]
+__all__ += [
+    "check_email",
+    "describe",
+    "expect_list",
+    "expect_object",
+    "page_cursor",
+    "require_id",
+]

@@ -32,10 +32,12 @@ from ._base import (
     Dialect,
     ListPage,
     check_id,
+    describe,
     error_fields,
     expect_list,
     expect_object,
     make_converter,
+    require_id,
     structure,
 )
 
@@ -189,12 +191,17 @@ def to_directory_user(native: NotionUser, raw: Mapping[str, Any]) -> DirectoryUs
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Parse one Notion user object."""
     native = structure(_converter, NotionDialect.name, payload, NotionUser, _fast_user, what)
+    require_id(NotionDialect.name, native.id, what)
     if native.object != "user":
         raise MalformedResponseError(
             f"{what}: expected object 'user', got {native.object[:40]!r}",
             provider=NotionDialect.name,
         )
     return to_directory_user(native, MappingProxyType(payload))
+
+
+def _sendable_cursor(cursor: str) -> bool:
+    return len(cursor) <= 256 and cursor.isprintable()
 
 
 def check_notion_id(user_id: object) -> str:
@@ -258,7 +265,9 @@ class NotionDialect(Dialect):
         """Parse a ``list`` object of users."""
         data = expect_object(self.name, body, "list answer")
         if data.get("object", "list") != "list":
-            raise self.malformed(f"list answer: expected object 'list', got {data.get('object')!r}")
+            raise self.malformed(
+                f"list answer: expected object 'list', got {describe(data.get('object'))}"
+            )
         results = expect_list(self.name, data.get("results"), "list answer.results")
         users = [parse_user(item, f"results[{i}]") for i, item in enumerate(results)]
         has_more = data.get("has_more", False)
@@ -269,6 +278,10 @@ class NotionDialect(Dialect):
             raise self.malformed("list answer.next_cursor: expected a string or null")
         if has_more and not next_cursor:
             raise self.malformed("list answer says has_more but gives no next_cursor")
+        if has_more and isinstance(next_cursor, str) and not _sendable_cursor(next_cursor):
+            # it could not be sent back (over 256 characters, control characters, or
+            # lone surrogates that no URL can carry)
+            raise self.malformed("list answer.next_cursor: not a cursor that can be sent back")
         return ListPage(users, has_more, next_cursor if has_more else None)
 
     def get_request(self, user_id: str) -> Request:

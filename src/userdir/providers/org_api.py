@@ -25,6 +25,7 @@ from ._base import (
     expect_object,
     make_converter,
     page_cursor,
+    require_id,
     structure,
 )
 
@@ -90,6 +91,7 @@ def to_directory_user(native: OrgUser, raw: Mapping[str, Any]) -> DirectoryUser:
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Parse one org-API user object."""
     native = structure(_converter, OrgApiDialect.name, payload, OrgUser, _fast_user, what)
+    require_id(OrgApiDialect.name, native.id, what)
     return to_directory_user(native, MappingProxyType(payload))
 
 

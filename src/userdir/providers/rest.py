@@ -25,6 +25,7 @@ from ._base import (
     make_converter,
     page_cursor,
     parse_datetime,
+    require_id,
     structure,
 )
 
@@ -110,6 +111,7 @@ def to_directory_user(native: RestUser, raw: Mapping[str, Any]) -> DirectoryUser
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Parse one REST user object."""
     native = structure(_converter, RestDialect.name, payload, RestUser, _fast_user, what)
+    require_id(RestDialect.name, native.id, what)
     return to_directory_user(native, MappingProxyType(payload))
 
 

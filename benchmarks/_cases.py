@@ -1,0 +1,423 @@
+"""The benchmarks, one function per issue-9 target, each returning its report rows."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import userdir
+
+from ._baselines import PAGE_SIZE, BareLoop, notion_client_lister
+from ._measure import Contender, Series, compare
+from ._report import Row, fmt_seconds
+from ._server import EmulatorServer
+
+__all__ = ["CASES", "Case", "Config"]
+
+LATENCY = 0.020
+USERS = 10_000
+CONCURRENCY = 8
+PROVIDERS = ("rest", "org_api", "notion")
+LABELS = {"rest": "REST", "org_api": "org API", "notion": "Notion"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """How much to run: ``runs`` repeats per contender, ``big_runs`` for the big cases."""
+
+    quick: bool = False
+    runs: int = 5
+    big_runs: int = 2
+    log: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
+class Case:
+    """A named benchmark: what it checks and the function that runs it."""
+
+    name: str
+    description: str
+    run: Callable[[Config], list[Row]]
+
+
+# -- contenders ------------------------------------------------------------------------
+
+
+def _connect(server: EmulatorServer, concurrency: int = CONCURRENCY) -> userdir.HttpDirectory:
+    return userdir.connect(
+        server.provider, base_url=server.url, concurrency=concurrency, **server.credentials
+    )
+
+
+def _count(users: Iterator[Any]) -> int:
+    count = 0
+    for _ in users:
+        count += 1
+    return count
+
+
+def userdir_counter(server: EmulatorServer, concurrency: int = CONCURRENCY) -> Contender:
+    """userdir: a fresh directory per run; the timed call counts ``iter_users()``."""
+
+    @contextmanager
+    def open_() -> Iterator[Callable[[], int]]:
+        with _connect(server, concurrency) as directory:
+            yield lambda: _count(directory.iter_users())
+
+    return open_
+
+
+def userdir_lister(server: EmulatorServer, concurrency: int = CONCURRENCY) -> Contender:
+    """userdir: a fresh directory per run; the timed call is ``list(d.iter_users())``."""
+
+    @contextmanager
+    def open_() -> Iterator[Callable[[], int]]:
+        with _connect(server, concurrency) as directory:
+            yield lambda: len(list(directory.iter_users()))
+
+    return open_
+
+
+def bare_loop(server: EmulatorServer) -> Contender:
+    """The sequential httpx loop (decode only), a fresh client per run."""
+    return lambda: BareLoop(server.provider, server.url, server.token)
+
+
+def notion_client(server: EmulatorServer) -> Contender:
+    """notion-client's ``collect_paginated_api(client.users.list)``, a fresh client per run."""
+    return lambda: notion_client_lister(server.url, server.token)
+
+
+def _expect(series: Series, count: int) -> None:
+    wrong = [v for v in series.values if v != count]
+    if wrong:
+        raise RuntimeError(f"{series.name}: expected {count} users per run, got {wrong}")
+
+
+def _spread(series: Series) -> str:
+    walls = sorted(s.wall for s in series.samples)
+    return f"{walls[0]:.2f} to {walls[-1]:.2f} s"
+
+
+def _serve(provider: str, users: int, latency: float, log: Callable[[str], None]) -> EmulatorServer:
+    server = EmulatorServer(provider, users=users, latency=latency)
+    server.start()
+    log(f"  served {provider}: {users:,} users, {latency * 1000:g} ms latency at {server.url}")
+    return server
+
+
+def _listed(provider: str, users: int) -> int:
+    """How many users a listing shows (Notion also lists its integration's bot)."""
+    return users + 1 if provider == "notion" else users
+
+
+# -- 1, 2: concurrent page fetching ------------------------------------------------------
+
+
+def _speedup_case(target: str, provider: str, minimum: float) -> Callable[[Config], list[Row]]:
+    def run(cfg: Config) -> list[Row]:
+        with _serve(provider, USERS, LATENCY, cfg.log) as server:
+            series = compare(
+                cfg.runs,
+                {"userdir": userdir_counter(server), "httpx loop": bare_loop(server)},
+            )
+        lib, base = series["userdir"], series["httpx loop"]
+        for s in series.values():
+            _expect(s, _listed(provider, USERS))
+        return [
+            Row(
+                target,
+                f"{LABELS[provider]}: list {USERS:,} users @{LATENCY * 1000:g} ms, "
+                f"concurrency={CONCURRENCY}: speed-up",
+                fmt_seconds(lib.wall),
+                f"httpx loop {fmt_seconds(base.wall)}",
+                base.wall / lib.wall,
+                minimum,
+                ">=",
+                runs=lib.runs,
+                note=f"{LABELS[provider]} speed-up = httpx loop / userdir wall time "
+                f"(client CPU {fmt_seconds(lib.cpu)} vs {fmt_seconds(base.cpu)}).",
+            )
+        ]
+
+    return run
+
+
+# -- 3: Notion against notion-client and the floor ---------------------------------------
+
+
+def notion_case(cfg: Config) -> list[Row]:
+    """Notion, 10,000 users at 20 ms: userdir against notion-client and pages x latency."""
+    with _serve("notion", USERS, LATENCY, cfg.log) as server:
+        series = compare(
+            cfg.runs,
+            {
+                "userdir": userdir_counter(server),
+                "notion-client": notion_client(server),
+                "httpx loop": bare_loop(server),
+            },
+        )
+    for s in series.values():
+        _expect(s, _listed("notion", USERS))
+    lib, sdk, loop = series["userdir"], series["notion-client"], series["httpx loop"]
+    pages = math.ceil(_listed("notion", USERS) / PAGE_SIZE)
+    floor = pages * LATENCY
+    title = f"Notion: list {_listed('notion', USERS):,} users @{LATENCY * 1000:g} ms"
+    return [
+        Row(
+            "3a",
+            f"{title}: userdir / notion-client",
+            fmt_seconds(lib.wall),
+            f"notion-client {fmt_seconds(sdk.wall)}",
+            lib.wall / sdk.wall,
+            1.0,
+            "<=",
+            runs=lib.runs,
+            note="notion-client is `collect_paginated_api(client.users.list)` with "
+            "`base_url=` the emulator; the Notion emulator also lists its integration bot. "
+            f"Runs: userdir {_spread(lib)}, notion-client {_spread(sdk)}, "
+            f"httpx loop {_spread(loop)}.",
+        ),
+        Row(
+            "3b",
+            f"{title}: userdir / floor",
+            fmt_seconds(lib.wall),
+            f"floor {fmt_seconds(floor)}",
+            lib.wall / floor,
+            1.1,
+            "<=",
+            runs=lib.runs,
+            note=f"floor = {pages} pages x {LATENCY * 1000:g} ms (cursor paging is sequential).",
+        ),
+        Row(
+            "3",
+            f"{title}: httpx loop / floor (context)",
+            "",
+            f"httpx loop {fmt_seconds(loop.wall)}",
+            loop.wall / floor,
+            runs=loop.runs,
+            note="the bare httpx loop's distance from the floor is the per-request cost of "
+            "the emulator and the HTTP stack, which no client can avoid.",
+        ),
+    ]
+
+
+# -- 4: CPU per user ------------------------------------------------------------------
+
+
+def cpu_case(cfg: Config) -> list[Row]:
+    """No latency: the client process's CPU time per user, userdir against the bare loop."""
+    rows = []
+    for provider in PROVIDERS:
+        with _serve(provider, USERS, 0.0, cfg.log) as server:
+            series = compare(
+                cfg.runs,
+                {"userdir": userdir_counter(server), "httpx loop": bare_loop(server)},
+            )
+        for s in series.values():
+            _expect(s, _listed(provider, USERS))
+        lib, base = series["userdir"], series["httpx loop"]
+        per_user = _listed(provider, USERS)
+        rows.append(
+            Row(
+                f"4 {provider}",
+                f"{LABELS[provider]}: CPU per user, {USERS:,} users, no latency",
+                f"{fmt_seconds(lib.cpu / per_user)}/user",
+                f"httpx loop {fmt_seconds(base.cpu / per_user)}/user",
+                lib.cpu / base.cpu,
+                1.5,
+                "<=",
+                runs=lib.runs,
+                note=f"{LABELS[provider]}: `time.process_time()` of the client process "
+                f"(server in its own process), userdir concurrency={CONCURRENCY}; wall "
+                f"{fmt_seconds(lib.wall)} vs {fmt_seconds(base.wall)}.",
+            )
+        )
+    return rows
+
+
+# -- 5: many emails, one scan ---------------------------------------------------------
+
+
+def _pick_emails(raw_users: list[Any], count: int, rng: random.Random) -> tuple[list[str], int]:
+    """``count`` emails: most spread over the directory, 10 from its end, 10 absent."""
+    emails = [u["person"]["email"] for u in raw_users if u.get("person", {}).get("email")]
+    tail, absent = 10, 10
+    picked = rng.sample(emails[:-tail], count - tail - absent) + emails[-tail:]
+    # Some in another case: the lookup matches by email_key.
+    picked = [e.upper() if i % 7 == 0 else e for i, e in enumerate(picked)]
+    picked += [f"absent.person{i}@example.com" for i in range(absent)]
+    rng.shuffle(picked)
+    return picked, count - absent
+
+
+def emails_case(cfg: Config) -> list[Row]:
+    """1,000 emails by ``find_users_by_email`` on Notion against one full scan."""
+    wanted = 1000
+    with _serve("notion", USERS, LATENCY, cfg.log) as server:
+        with BareLoop("notion", server.url, server.token) as loop:
+            emails, present = _pick_emails(loop.raw_users(), wanted, random.Random(9))
+
+        @contextmanager
+        def find_many() -> Iterator[Callable[[], int]]:
+            with _connect(server) as directory:
+                yield lambda: sum(
+                    u is not None for u in directory.find_users_by_email(emails).values()
+                )
+
+        series = compare(
+            cfg.runs, {"find_users_by_email": find_many, "full scan": userdir_lister(server)}
+        )
+    lib, scan = series["find_users_by_email"], series["full scan"]
+    _expect(lib, present)
+    _expect(scan, _listed("notion", USERS))
+    return [
+        Row(
+            "5",
+            f"Notion: {wanted:,} emails by find_users_by_email, {USERS:,} users "
+            f"@{LATENCY * 1000:g} ms",
+            fmt_seconds(lib.wall),
+            f"one scan {fmt_seconds(scan.wall)}",
+            lib.wall / scan.wall,
+            1.2,
+            "<=",
+            runs=lib.runs,
+            note=f"{present} present (10 of them the directory's last users, every 7th "
+            f"upper-cased), {wanted - present} absent; one scan = `list(d.iter_users())`.",
+        )
+    ]
+
+
+# -- 6: federation ------------------------------------------------------------------
+
+
+FEDERATION = (("notion", 0.030), ("org_api", 0.060), ("rest", 0.120))
+FEDERATION_USERS = 50
+
+
+def federation_case(cfg: Config) -> list[Row]:
+    """``Federation.find`` over three directories against the slowest one alone."""
+    email = "nobody.anywhere@example.com"  # absent everywhere: every directory does it all
+    with ExitStack() as stack:
+        servers = {
+            provider: stack.enter_context(_serve(provider, FEDERATION_USERS, latency, cfg.log))
+            for provider, latency in FEDERATION
+        }
+
+        def alone(server: EmulatorServer) -> Contender:
+            @contextmanager
+            def open_() -> Iterator[Callable[[], Any]]:
+                with _connect(server) as directory:
+                    yield lambda: directory.find_user_by_email(email)
+
+            return open_
+
+        @contextmanager
+        def federated() -> Iterator[Callable[[], Any]]:
+            with userdir.Federation({p: _connect(s) for p, s in servers.items()}) as fed:
+                yield lambda: fed.find(email)
+
+        contenders: dict[str, Contender] = {p: alone(s) for p, s in servers.items()}
+        contenders["federation"] = federated
+        series = compare(max(cfg.runs, 5), contenders)
+    fed = series["federation"]
+    for result in fed.values:
+        if result.errors or len(result.missing) != len(FEDERATION):
+            raise RuntimeError(f"federation find: unexpected result {result.to_dict()}")
+    slowest = max((series[p] for p, _ in FEDERATION), key=lambda s: s.wall)
+    alone_text = ", ".join(f"{LABELS[p]} {fmt_seconds(series[p].wall)}" for p, _ in FEDERATION)
+    return [
+        Row(
+            "6",
+            "Federation.find over 3 directories @30/60/120 ms",
+            fmt_seconds(fed.wall),
+            f"slowest alone {fmt_seconds(slowest.wall)}",
+            fed.wall / slowest.wall,
+            1.2,
+            "<=",
+            runs=fed.runs,
+            note="an email absent everywhere; Notion @30 ms, org API @60 ms, REST @120 ms, "
+            f"{FEDERATION_USERS} users each (one page); each directory's own "
+            f"`find_user_by_email` alone: {alone_text}.",
+        )
+    ]
+
+
+# -- 7: memory ---------------------------------------------------------------------
+
+
+MEMORY_USERS = 100_000
+MEMORY_LIMIT_MB = 25.0
+
+
+def _memory_probe(server: EmulatorServer) -> dict[str, float]:
+    command = [sys.executable, "-m", "benchmarks._memory", server.provider, server.url]
+    output = subprocess.run(
+        [*command, server.token],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def memory_case(cfg: Config) -> list[Row]:
+    """Counting 100,000 users, no latency: tracemalloc peak growth (fresh process per run)."""
+    rows = []
+    runs = 1 if cfg.quick else cfg.big_runs
+    for provider in ("rest", "notion"):
+        with _serve(provider, MEMORY_USERS, 0.0, cfg.log) as server:
+            probes = [_memory_probe(server) for _ in range(runs)]
+        for p in probes:
+            if p["users"] != _listed(provider, MEMORY_USERS):
+                raise RuntimeError(f"memory probe {provider}: counted {p['users']} users")
+        peak = sorted(p["peak_growth"] for p in probes)[len(probes) // 2] / 2**20
+        rss = sorted(p["maxrss_growth"] for p in probes)[len(probes) // 2] / 2**20
+        wall = sorted(p["wall"] for p in probes)[len(probes) // 2]
+        rows.append(
+            Row(
+                f"7 {provider}",
+                f"{LABELS[provider]}: count {MEMORY_USERS:,} users, no latency: memory growth",
+                f"{peak:.1f} MB",
+                "",
+                peak,
+                MEMORY_LIMIT_MB,
+                "<=",
+                unit="MB",
+                runs=len(probes),
+                note=f"{LABELS[provider]}: tracemalloc peak minus start around a loop that "
+                f"only counts (fresh process per run, concurrency={CONCURRENCY}); ru_maxrss "
+                f"+{rss:.1f} MB; {fmt_seconds(wall)} under tracemalloc.",
+            )
+        )
+    return rows
+
+
+CASES: dict[str, Case] = {
+    case.name: case
+    for case in (
+        Case(
+            "rest", "1: REST listing, userdir >= 4x the httpx loop", _speedup_case("1", "rest", 4.0)
+        ),
+        Case(
+            "org_api",
+            "2: org API listing, userdir >= 3x the httpx loop",
+            _speedup_case("2", "org_api", 3.0),
+        ),
+        Case("notion", "3: Notion listing vs notion-client and the floor", notion_case),
+        Case("cpu", "4: CPU per user vs the bare loop, each provider", cpu_case),
+        Case("emails", "5: 1,000 emails by find_users_by_email vs one scan", emails_case),
+        Case("federation", "6: Federation.find vs the slowest directory alone", federation_case),
+        Case("memory", "7: memory growth while counting 100,000 users", memory_case),
+    )
+}
