@@ -388,3 +388,16 @@ def test_token_required() -> None:
     with pytest.raises(userdir.InvalidArgumentError, match="token"):
         userdir.connect("notion", token="  ")
     assert TOKEN not in repr(userdir.connect("notion", token=TOKEN))
+
+
+def test_notion_version_is_not_treated_as_a_secret(connect: Any, httpx_mock: HTTPXMock) -> None:
+    body = {
+        "object": "error",
+        "status": 400,
+        "code": "validation_error",
+        "message": "Notion-Version 2025-09-03 does not allow this",
+    }
+    httpx_mock.add_response(url=f"{API}/{UID}", status_code=400, json=body)
+    with pytest.raises(userdir.InvalidRequestError) as info:
+        connect("notion", token=TOKEN).get_user(UID)
+    assert info.value.message == "Notion-Version 2025-09-03 does not allow this"

@@ -524,6 +524,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug_logging(stream: IO[str]) -> None:
+    """Request logs of userdir (and stamina's retries) on stderr; never httpx's or
+    httpcore's, whose DEBUG output includes response headers a server controls."""
+    import logging
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    for name in ("userdir", "stamina"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -550,9 +563,7 @@ def main(
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, stream=err)
+        _debug_logging(err)
     ctx = Context(args, out, err, loader or (lambda path: load_config(path)))
     try:
         return int(args.run(ctx))

@@ -21,9 +21,13 @@ def _domain_key(domain: str, email: str) -> str:
             raise _invalid(email, "empty label in the domain")
         return ".".join(labels)
     try:
-        return domain.encode("idna").decode("ascii").lower()
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
     except UnicodeError:
         raise _invalid(email, "the domain is not a valid internationalised name") from None
+    # IDNA's NFKC step can turn a symbol into a space or punctuation (U+00A8 -> " \u0308").
+    if not all(ch.isalnum() or ch in "-." for ch in ascii_domain):
+        raise _invalid(email, "the domain is not a valid internationalised name")
+    return ascii_domain
 
 
 def email_key(email: str) -> str:

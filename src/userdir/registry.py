@@ -238,6 +238,9 @@ def _parts(
 ) -> tuple[Dialect, dict[str, Any]]:
     """The dialect and the engine's keyword arguments, shared by both connect()s."""
     dialect = make_dialect(provider, options)
+    extra = engine["headers"]
+    if extra is None or isinstance(extra, Mapping):  # anything else: the engine refuses it
+        engine["headers"] = {**dialect.protocol_headers(), **(extra or {})}
     engine.update(
         provider=dialect.name,
         base_url=dialect.base_url,

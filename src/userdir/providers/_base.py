@@ -81,6 +81,10 @@ class Dialect:
         """The headers that authenticate every request (values are secrets)."""
         raise NotImplementedError
 
+    def protocol_headers(self) -> dict[str, str]:
+        """Headers every request needs that are not secret (e.g. an API version)."""
+        return {}
+
     # -- reading --------------------------------------------------------------
 
     def list_request(

@@ -247,8 +247,12 @@ class NotionDialect(Dialect):
         )
 
     def auth_headers(self) -> dict[str, str]:
-        """``Authorization: Bearer <token>`` and the ``Notion-Version``."""
-        return {"Authorization": f"Bearer {self.token}", "Notion-Version": self.notion_version}
+        """``Authorization: Bearer <token>``."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def protocol_headers(self) -> dict[str, str]:
+        """``Notion-Version``: the API version every request names."""
+        return {"Notion-Version": self.notion_version}
 
     def list_request(
         self, cursor: str | None, page_size: int, filters: Mapping[str, str]
