@@ -85,6 +85,15 @@ def test_every_fixture_maps(path: Path) -> None:
         assert json.loads(json.dumps(user.to_dict())) == user.to_dict()
 
 
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.name)
+def test_every_fixture_takes_the_fast_path(path: Path) -> None:
+    from userdir.providers.notion import _fast_user
+
+    body = json.loads(path.read_text())
+    for raw in body["results"] if body["object"] == "list" else [body]:
+        _fast_user(raw)  # raises if the common shapes of real answers missed the fast path
+
+
 def test_fixture_details() -> None:
     dialect = NotionDialect(token=TOKEN)
     first = dialect.parse_list(json.loads((FIXTURES / "list_users_1.json").read_text()))

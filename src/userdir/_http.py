@@ -434,23 +434,34 @@ class SyncEngine(_EngineBase):
         """Close the connection pool."""
         self._client.close()
 
-    def request(self, request: Request) -> Any:
-        """Send with retries; return the parsed JSON answer or raise a userdir error."""
-        if self.retries is None:
-            return self._once(request, 1)
-        for attempt in self.retry_context(request):
-            with attempt:
-                return self._once(request, attempt.num)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def request(self, request: Request, *, sent: threading.Event | None = None) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error.
 
-    def _once(self, request: Request, attempt: int) -> Any:
+        ``sent`` is set once the request is on the wire (or, where the transport cannot
+        tell, once the answer is in), so a caller can wait for it before busy work.
+        """
+        try:
+            if self.retries is None:
+                return self._once(request, 1, sent)
+            for attempt in self.retry_context(request):
+                with attempt:
+                    return self._once(request, attempt.num, sent)
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if sent is not None:
+                sent.set()
+
+    def _once(self, request: Request, attempt: int, sent: threading.Event | None) -> Any:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
                 time.sleep(wait)
         t0 = time.perf_counter()
         try:
-            response = self._client.send(self.build(self._client, request), stream=True)
+            http_request = self.build(self._client, request)
+            if sent is not None:
+                http_request.extensions["trace"] = _on_sent(sent.set)
+            response = self._client.send(http_request, stream=True)
             try:
                 self.check_length(response, request)
                 chunks, size = [], 0
@@ -483,23 +494,33 @@ class AsyncEngine(_EngineBase):
         """Close the connection pool."""
         await self._client.aclose()
 
-    async def request(self, request: Request) -> Any:
-        """Send with retries; return the parsed JSON answer or raise a userdir error."""
-        if self.retries is None:
-            return await self._once(request, 1)
-        async for attempt in self.retry_context(request):
-            with attempt:
-                return await self._once(request, attempt.num)
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def request(self, request: Request, *, sent: asyncio.Event | None = None) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error.
 
-    async def _once(self, request: Request, attempt: int) -> Any:
+        ``sent`` is set once the request is on the wire (or once the answer is in).
+        """
+        try:
+            if self.retries is None:
+                return await self._once(request, 1, sent)
+            async for attempt in self.retry_context(request):
+                with attempt:
+                    return await self._once(request, attempt.num, sent)
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if sent is not None:
+                sent.set()
+
+    async def _once(self, request: Request, attempt: int, sent: asyncio.Event | None) -> Any:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
                 await asyncio.sleep(wait)
         t0 = time.perf_counter()
         try:
-            response = await self._client.send(self.build(self._client, request), stream=True)
+            http_request = self.build(self._client, request)
+            if sent is not None:
+                http_request.extensions["trace"] = _on_sent_async(sent.set)
+            response = await self._client.send(http_request, stream=True)
             try:
                 self.check_length(response, request)
                 chunks, size = [], 0
@@ -519,3 +540,26 @@ class AsyncEngine(_EngineBase):
                 provider=self.provider,
             ) from None
         return self.finish(request, response, b"".join(chunks), attempt, t0)
+
+
+_SENT_EVENTS = ("http11.send_request_body.complete", "http2.send_request_body.complete")
+
+
+def _on_sent(callback: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
+    """An httpcore ``trace`` hook calling ``callback`` once the request body is written."""
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event in _SENT_EVENTS:
+            callback()
+
+    return trace
+
+
+def _on_sent_async(callback: Callable[[], None]) -> Callable[[str, dict[str, Any]], Any]:
+    """The asyncio twin of :func:`_on_sent` (httpcore awaits async trace hooks)."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event in _SENT_EVENTS:
+            callback()
+
+    return trace

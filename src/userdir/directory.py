@@ -9,6 +9,7 @@ classes, shared by both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
@@ -19,7 +20,7 @@ from ._http import AsyncEngine, Request, SyncEngine, redact_url
 from .emails import email_key
 from .errors import InvalidArgumentError, MalformedResponseError, UserNotFoundError
 from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
-from .providers._base import Dialect, ListPage, check_email, check_page_size
+from .providers._base import Dialect, Envelope, ListPage, check_email, check_page_size
 
 __all__ = [
     "AsyncDirectory",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 4
+# How long the cursor walk waits for the next page's request to be on the wire before it
+# maps the current page (mapping holds the GIL / the event loop). Transports that cannot
+# tell when a request is sent cost at most this much per page.
+SEND_WAIT = 0.005
 # How many pages in a row may bring nothing new while the service says there is more.
 MAX_STALLED_PAGES = 3
 
@@ -158,7 +163,7 @@ class CursorPlan:
         self.seen: set[str] = set()
         self.stalled = 0
 
-    def next_cursor(self, page: ListPage) -> str | None:
+    def next_cursor(self, page: Envelope) -> str | None:
         """The cursor to ask for next, or None when done; raises on a loop."""
         if not page.has_more or page.next_cursor is None:
             return None
@@ -169,7 +174,7 @@ class CursorPlan:
                 provider=self.provider,
             )
         self.seen.add(cursor)
-        self.stalled = self.stalled + 1 if not page.users else 0
+        self.stalled = self.stalled + 1 if not page.items else 0
         if self.stalled >= MAX_STALLED_PAGES:
             raise MalformedResponseError(
                 f"pagination does not advance: {self.stalled} empty pages in a row say has_more",
@@ -441,20 +446,21 @@ class HttpDirectory(_DirectoryBase):
     ) -> Generator[DirectoryUser, None, None]:
         plan = CursorPlan(self.provider)
         pool = self._executor()
-        future: Future[ListPage] | None = pool.submit(
-            self._fetch, self._list_request(None, size, server)
-        )
+        send = self.engine.request
+        future: Future[Any] | None = pool.submit(send, self._list_request(None, size, server))
         try:
             while future is not None:
-                page = future.result()
-                cursor = plan.next_cursor(page)
-                # Prefetch the next page while the caller works through this one.
-                future = (
-                    pool.submit(self._fetch, self._list_request(cursor, size, server))
-                    if cursor is not None
-                    else None
-                )
-                yield from self._keep(page.users, local)
+                envelope = self.dialect.parse_envelope(future.result())
+                cursor = plan.next_cursor(envelope)
+                future = None
+                if cursor is not None:
+                    # Prefetch: the next request goes on the wire before this page is
+                    # mapped and handed to the caller.
+                    sent = threading.Event()
+                    request = self._list_request(cursor, size, server)
+                    future = pool.submit(send, request, sent=sent)
+                    sent.wait(SEND_WAIT)
+                yield from self._keep(self.dialect.users_of(envelope), local)
         finally:
             if future is not None:
                 future.cancel()
@@ -464,16 +470,18 @@ class HttpDirectory(_DirectoryBase):
     ) -> Generator[DirectoryUser, None, None]:
         plan = self._page_plan()
         pool = self._executor()
-        in_flight: deque[tuple[int, Future[ListPage]]] = deque()
+        in_flight: deque[tuple[int, Future[Any]]] = deque()
         try:
             while not plan.done:
                 for page_no in plan.schedule(len(in_flight)):
                     request = self._list_request(self._cursor(page_no), size, server)
-                    in_flight.append((page_no, pool.submit(self._fetch, request)))
+                    in_flight.append((page_no, pool.submit(self.engine.request, request)))
                 if not in_flight:
                     break
                 page_no, future = in_flight.popleft()
-                users = plan.accept(page_no, future.result())
+                # Workers only fetch; pages are mapped here, so they do not fight over
+                # the GIL while others wait on the network.
+                users = plan.accept(page_no, self.dialect.parse_list(future.result()))
                 yield from self._keep(users, local)
                 while in_flight and not plan.wanted(in_flight[-1][0]):
                     in_flight.pop()[1].cancel()
@@ -594,19 +602,25 @@ class AsyncHttpDirectory(_DirectoryBase):
         self, size: int, server: dict[str, str], local: dict[str, str]
     ) -> AsyncGenerator[DirectoryUser, None]:
         plan = CursorPlan(self.provider)
-        task: asyncio.Task[ListPage] | None = asyncio.ensure_future(
-            self._fetch(self._list_request(None, size, server))
+        send = self.engine.request
+        task: asyncio.Task[Any] | None = asyncio.ensure_future(
+            send(self._list_request(None, size, server))
         )
         try:
             while task is not None:
-                page = await task
-                cursor = plan.next_cursor(page)
-                task = (
-                    asyncio.ensure_future(self._fetch(self._list_request(cursor, size, server)))
-                    if cursor is not None
-                    else None
-                )
-                for user in self._keep(page.users, local):
+                envelope = self.dialect.parse_envelope(await task)
+                cursor = plan.next_cursor(envelope)
+                task = None
+                if cursor is not None:
+                    # Prefetch: let the next request reach the wire before mapping blocks
+                    # the event loop.
+                    sent = asyncio.Event()
+                    task = asyncio.ensure_future(
+                        send(self._list_request(cursor, size, server), sent=sent)
+                    )
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(sent.wait(), SEND_WAIT)
+                for user in self._keep(self.dialect.users_of(envelope), local):
                     yield user
         finally:
             if task is not None:
@@ -616,16 +630,17 @@ class AsyncHttpDirectory(_DirectoryBase):
         self, size: int, server: dict[str, str], local: dict[str, str]
     ) -> AsyncGenerator[DirectoryUser, None]:
         plan = self._page_plan()
-        in_flight: deque[tuple[int, asyncio.Task[ListPage]]] = deque()
+        in_flight: deque[tuple[int, asyncio.Task[Any]]] = deque()
         try:
             while not plan.done:
                 for page_no in plan.schedule(len(in_flight)):
                     request = self._list_request(self._cursor(page_no), size, server)
-                    in_flight.append((page_no, asyncio.ensure_future(self._fetch(request))))
+                    task = asyncio.ensure_future(self.engine.request(request))
+                    in_flight.append((page_no, task))
                 if not in_flight:
                     break
                 page_no, task = in_flight.popleft()
-                users = plan.accept(page_no, await task)
+                users = plan.accept(page_no, self.dialect.parse_list(await task))
                 for user in self._keep(users, local):
                     yield user
                 while in_flight and not plan.wanted(in_flight[-1][0]):

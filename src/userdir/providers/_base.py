@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeVar
 
 import attrs
@@ -30,20 +31,35 @@ from ..models import Capabilities, DirectoryUser, NewUser, UserChanges
 
 __all__ = [
     "Dialect",
+    "Envelope",
     "ListPage",
     "Paging",
     "check_id",
     "check_page_size",
     "error_fields",
     "make_converter",
+    "map_payload",
     "parse_datetime",
-    "structure",
 ]
 
 Paging = Literal["cursor", "pages_total", "pages_has_more"]
 T = TypeVar("T")
 
 MAX_ID_LENGTH = 256
+
+
+@attrs.frozen
+class Envelope:
+    """A list answer's envelope: the raw user payloads and where paging stands.
+
+    Cheap to read, so the directory can ask for the next page before it maps the users.
+    """
+
+    items: list[Any]
+    has_more: bool
+    next_cursor: str | None = None
+    total_pages: int | None = None
+    mapped: bool = False  # items are DirectoryUsers already (a dialect with parse_list only)
 
 
 @attrs.frozen
@@ -72,6 +88,7 @@ class Dialect:
     capabilities: ClassVar[Capabilities]
     paging: ClassVar[Paging]
     first_page: ClassVar[int] = 0
+    items_key: ClassVar[str] = "items"
     base_url: str
 
     def __repr__(self) -> str:
@@ -93,9 +110,37 @@ class Dialect:
         """The request for one page; ``filters`` only holds the server-side ones."""
         raise NotImplementedError
 
+    def parse_envelope(self, body: Any) -> Envelope:
+        """Check a list answer's envelope; the user payloads are left unparsed.
+
+        A dialect may implement ``parse_list`` alone instead; then this maps the page
+        at once.
+        """
+        if type(self).parse_list is Dialect.parse_list:
+            raise NotImplementedError("a dialect implements parse_envelope or parse_list")
+        page = self.parse_list(body)
+        return Envelope(list(page.users), page.has_more, page.next_cursor, page.total_pages, True)
+
+    def parse_item(self, item: Any, what: str) -> DirectoryUser:
+        """Map one user payload of a list answer."""
+        raise NotImplementedError
+
+    def users_of(self, envelope: Envelope) -> list[DirectoryUser]:
+        """Map every user payload of a checked envelope, in order."""
+        if envelope.mapped:
+            return envelope.items
+        parse, key = self.parse_item, self.items_key
+        return [parse(item, f"{key}[{i}]") for i, item in enumerate(envelope.items)]
+
     def parse_list(self, body: Any) -> ListPage:
         """Parse one page of users."""
-        raise NotImplementedError
+        envelope = self.parse_envelope(body)
+        return ListPage(
+            self.users_of(envelope),
+            envelope.has_more,
+            envelope.next_cursor,
+            envelope.total_pages,
+        )
 
     def get_request(self, user_id: str) -> Request:
         """The request that fetches one user by id (validates the id first)."""
@@ -271,6 +316,12 @@ def parse_datetime(value: str) -> datetime:
     """Parse an ISO 8601 timestamp into an aware datetime (UTC when no offset is given)."""
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
         raise ValueError("not an ISO 8601 timestamp")
+    try:  # the common case on Python 3.11+: one C call
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -324,19 +375,22 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
-def structure(
-    converter: cattrs.Converter,
+def map_payload(
     provider: str,
     payload: Any,
-    cls: type[T],
-    fast: Callable[[Any], T],
     what: str,
-) -> T:
-    """Structure a payload: the fast hand-written path first, cattrs to explain failures.
+    fast: Callable[[Any], DirectoryUser],
+    converter: cattrs.Converter,
+    cls: type[T],
+    finish: Callable[[T, Mapping[str, Any], str], DirectoryUser],
+) -> DirectoryUser:
+    """Map one user payload: a fast hand-written path, cattrs to explain the rest.
 
-    ``fast`` either returns the native object or raises anything; the detailed cattrs
-    path then either succeeds (the fast path was merely conservative) or names the
-    bad field in a :class:`~userdir.MalformedResponseError`.
+    ``fast`` maps the common, well-formed shapes straight to a ``DirectoryUser`` and
+    raises anything otherwise. The detailed path then structures the payload into the
+    provider's native class with cattrs — naming the bad field in a
+    :class:`~userdir.MalformedResponseError` — and ``finish`` maps it. Both paths give
+    equal users for any payload the fast path takes (a property test checks it).
     """
     try:
         return fast(payload)
@@ -347,7 +401,7 @@ def structure(
             f"{what}: expected a JSON object, got {_json_type(payload)}", provider=provider
         )
     try:
-        return converter.structure(payload, cls)
+        native = converter.structure(payload, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             details = "; ".join(cattrs.transform_error(exc, path=what))
@@ -358,6 +412,7 @@ def structure(
         ) from None
     except RecursionError:
         raise MalformedResponseError(f"{what}: nested too deeply", provider=provider) from None
+    return finish(native, MappingProxyType(payload), what)
 
 
 def _json_type(value: Any) -> str:

@@ -27,18 +27,18 @@ from ..errors import (
     UserNotFoundError,
     error_class_for_status,
 )
-from ..models import Capabilities, DirectoryUser, UserKind
+from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind
 from ._base import (
     Dialect,
-    ListPage,
+    Envelope,
     check_id,
     describe,
     error_fields,
     expect_list,
     expect_object,
     make_converter,
+    map_payload,
     require_id,
-    structure,
 )
 
 __all__ = ["DEFAULT_NOTION_VERSION", "NotionDialect"]
@@ -107,63 +107,76 @@ class NotionUser:
 _converter = make_converter()
 
 
-def _opt_str(value: Any) -> str | None:
-    if value is None or type(value) is str:
-        return value  # type: ignore[no-any-return,unused-ignore]
-    raise TypeError
+_STR_OR_NONE = (str, type(None))
+_DICT_OR_NONE = (dict, type(None))
+_BOT_KEYS = ("owner", "workspace_name", "workspace_id", "workspace_limits")
+_PERSON = UserKind.PERSON
+_BOT = UserKind.BOT
 
 
-def _opt_dict(value: Any) -> dict[str, Any] | None:
-    if value is None or type(value) is dict:
-        return value  # type: ignore[no-any-return,unused-ignore]
-    raise TypeError
-
-
-def _fast_user(d: Any) -> NotionUser:
-    person = d.get("person")
-    bot = d.get("bot")
-    verified = person.get("email_verified") if person is not None else None
-    if verified is not None and type(verified) is not bool:
+def _fast_user(d: Any) -> DirectoryUser:
+    """The common shapes, straight to the model; anything else raises (see map_payload)."""
+    user_id, kind = d["id"], d["type"]
+    name, avatar = d.get("name"), d.get("avatar_url")
+    if (
+        d["object"] != "user"
+        or type(user_id) is not str
+        or not user_id.strip()
+        or not isinstance(name, _STR_OR_NONE)
+        or not isinstance(avatar, _STR_OR_NONE)
+    ):
         raise TypeError
-    return NotionUser(
-        object=d["object"] if type(d["object"]) is str else _fail(),
-        id=d["id"] if type(d["id"]) is str else _fail(),
-        type=_opt_str(d.get("type")),
-        name=_opt_str(d.get("name")),
-        avatar_url=_opt_str(d.get("avatar_url")),
-        person=None
-        if person is None
-        else NotionPerson(email=_opt_str(person.get("email")), email_verified=verified),
-        bot=None
-        if bot is None
-        else NotionBot(
-            owner=_opt_dict(bot.get("owner")),
-            workspace_name=_opt_str(bot.get("workspace_name")),
-            workspace_id=_opt_str(bot.get("workspace_id")),
-            workspace_limits=_opt_dict(bot.get("workspace_limits")),
-        ),
+    extra: Mapping[str, Any] = _EMPTY
+    email = None
+    if kind == "person" and "bot" not in d:
+        person = d.get("person")
+        if person is not None:
+            email = person.get("email")
+            verified = person.get("email_verified")
+            if not isinstance(email, _STR_OR_NONE) or (
+                verified is not None and type(verified) is not bool
+            ):
+                raise TypeError
+            if verified is not None:
+                extra = MappingProxyType({"email_verified": verified})
+        user_kind = _PERSON
+    elif kind == "bot" and "person" not in d:
+        bot = d.get("bot")
+        if bot:
+            owner, workspace_name, workspace_id, limits = (bot.get(k) for k in _BOT_KEYS)
+            if not (
+                isinstance(owner, _DICT_OR_NONE)
+                and isinstance(workspace_name, _STR_OR_NONE)
+                and isinstance(workspace_id, _STR_OR_NONE)
+                and isinstance(limits, _DICT_OR_NONE)
+            ):
+                raise TypeError
+            extra = MappingProxyType({k: bot[k] for k in _BOT_KEYS if bot.get(k) is not None})
+        elif bot is not None and type(bot) is not dict:
+            raise TypeError
+        user_kind = _BOT
+    else:
+        raise TypeError
+    return DirectoryUser._trusted(
+        id=user_id,
+        provider="notion",
+        email=email,
+        name=name,
+        avatar_url=avatar,
+        kind=user_kind,
+        extra=extra,
+        raw=MappingProxyType(d),
     )
 
 
-def _fail() -> Any:
-    raise TypeError
-
-
-def _bot_extra(bot: NotionBot) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    if bot.owner is not None:
-        extra["owner"] = bot.owner
-    if bot.workspace_name is not None:
-        extra["workspace_name"] = bot.workspace_name
-    if bot.workspace_id is not None:
-        extra["workspace_id"] = bot.workspace_id
-    if bot.workspace_limits is not None:
-        extra["workspace_limits"] = bot.workspace_limits
-    return extra
-
-
-def to_directory_user(native: NotionUser, raw: Mapping[str, Any]) -> DirectoryUser:
-    """Map a structured Notion user to the shared model."""
+def _finish(native: NotionUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
+    """Map a structured Notion user (the detailed path) to the shared model."""
+    require_id(NotionDialect.name, native.id, what)
+    if native.object != "user":
+        raise MalformedResponseError(
+            f"{what}: expected object 'user', got {native.object[:40]!r}",
+            provider=NotionDialect.name,
+        )
     extra: dict[str, Any] = {}
     is_bot = native.type == "bot" or (native.type is None and native.bot is not None)
     if native.type not in (None, "person", "bot"):
@@ -171,7 +184,10 @@ def to_directory_user(native: NotionUser, raw: Mapping[str, Any]) -> DirectoryUs
     email = None
     if is_bot:
         if native.bot is not None:
-            extra.update(_bot_extra(native.bot))
+            for key in _BOT_KEYS:
+                value = getattr(native.bot, key)
+                if value is not None:
+                    extra[key] = value
     elif native.person is not None:
         email = native.person.email
         if native.person.email_verified is not None:
@@ -190,14 +206,9 @@ def to_directory_user(native: NotionUser, raw: Mapping[str, Any]) -> DirectoryUs
 
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Parse one Notion user object."""
-    native = structure(_converter, NotionDialect.name, payload, NotionUser, _fast_user, what)
-    require_id(NotionDialect.name, native.id, what)
-    if native.object != "user":
-        raise MalformedResponseError(
-            f"{what}: expected object 'user', got {native.object[:40]!r}",
-            provider=NotionDialect.name,
-        )
-    return to_directory_user(native, MappingProxyType(payload))
+    return map_payload(
+        NotionDialect.name, payload, what, _fast_user, _converter, NotionUser, _finish
+    )
 
 
 def _sendable_cursor(cursor: str) -> bool:
@@ -225,6 +236,7 @@ class NotionDialect(Dialect):
         email_lookup="scan", me=True, paging="cursor", max_page_size=100
     )
     paging = "cursor"
+    items_key = "results"
 
     token: str = attrs.field(kw_only=True)
     notion_version: str = attrs.field(default=DEFAULT_NOTION_VERSION, kw_only=True)
@@ -265,15 +277,18 @@ class NotionDialect(Dialect):
             params.append(("start_cursor", cursor))
         return Request("GET", ("v1", "users"), tuple(params))
 
-    def parse_list(self, body: Any) -> ListPage:
-        """Parse a ``list`` object of users."""
+    def parse_item(self, item: Any, what: str) -> DirectoryUser:
+        """Map one entry of ``results``."""
+        return parse_user(item, what)
+
+    def parse_envelope(self, body: Any) -> Envelope:
+        """Check a ``list`` object: ``results``, ``has_more``, ``next_cursor``."""
         data = expect_object(self.name, body, "list answer")
         if data.get("object", "list") != "list":
             raise self.malformed(
                 f"list answer: expected object 'list', got {describe(data.get('object'))}"
             )
         results = expect_list(self.name, data.get("results"), "list answer.results")
-        users = [parse_user(item, f"results[{i}]") for i, item in enumerate(results)]
         has_more = data.get("has_more", False)
         next_cursor = data.get("next_cursor")
         if type(has_more) is not bool:
@@ -286,7 +301,7 @@ class NotionDialect(Dialect):
             # it could not be sent back (over 256 characters, control characters, or
             # lone surrogates that no URL can carry)
             raise self.malformed("list answer.next_cursor: not a cursor that can be sent back")
-        return ListPage(users, has_more, next_cursor if has_more else None)
+        return Envelope(results, has_more, next_cursor if has_more else None)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /v1/users/{id}``; the id must be a UUID."""

@@ -15,18 +15,18 @@ import httpx
 
 from .._http import Request
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
-from ..models import Capabilities, DirectoryUser, UserKind
+from ..models import _EMPTY, Capabilities, DirectoryUser
 from ._base import (
     Dialect,
-    ListPage,
+    Envelope,
     check_email,
     check_id,
     expect_list,
     expect_object,
     make_converter,
+    map_payload,
     page_cursor,
     require_id,
-    structure,
 )
 
 __all__ = ["OrgApiDialect"]
@@ -53,46 +53,58 @@ _converter = make_converter()
 _FIELDS = tuple(f.name for f in attrs.fields(OrgUser))[1:]
 
 
-def _fast_user(d: Any) -> OrgUser:
-    get = d.get
-    values = [get(name) for name in _FIELDS]
-    for value in values:
-        if value is not None and type(value) is not str:
-            raise TypeError
-    user_id = d["id"]
-    if type(user_id) is not str:
-        raise TypeError
-    return OrgUser(user_id, *values)
-
-
 def _join_name(first: str | None, last: str | None) -> str | None:
     parts = [p.strip() for p in (first, last) if p and p.strip()]
     return " ".join(parts) or None
 
 
-def to_directory_user(native: OrgUser, raw: Mapping[str, Any]) -> DirectoryUser:
-    """Map a structured org-API user to the shared model."""
-    return DirectoryUser(
-        id=native.id,
-        provider=OrgApiDialect.name,
-        email=native.email,
-        name=_join_name(native.first_name, native.last_name),
-        given_name=native.first_name or None,
-        family_name=native.last_name or None,
-        username=native.username,
-        avatar_url=native.picture_url,
-        kind=UserKind.PERSON,
-        role=native.user_role,
-        extra={"calendar_link": native.calendar_link} if native.calendar_link else None,
-        raw=raw,
-    )
+def _fields(
+    user_id: str,
+    email: str | None,
+    username: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    picture_url: str | None,
+    user_role: str | None,
+    calendar_link: str | None,
+) -> dict[str, Any]:
+    """The one mapping of org-API values to ``DirectoryUser`` fields (both paths use it)."""
+    return {
+        "id": user_id,
+        "provider": "org_api",
+        "email": email,
+        "name": _join_name(first_name, last_name),
+        "given_name": first_name or None,
+        "family_name": last_name or None,
+        "username": username,
+        "avatar_url": picture_url,
+        "role": user_role,
+        "extra": MappingProxyType({"calendar_link": calendar_link}) if calendar_link else _EMPTY,
+    }
+
+
+def _fast_user(d: Any) -> DirectoryUser:
+    """Well-formed payloads straight to the model; anything else raises (see map_payload)."""
+    user_id = d["id"]
+    values = [d.get(name) for name in _FIELDS]
+    if type(user_id) is not str or not user_id.strip():
+        raise TypeError
+    for value in values:
+        if value is not None and type(value) is not str:
+            raise TypeError
+    return DirectoryUser._trusted(**_fields(user_id, *values), raw=MappingProxyType(d))
+
+
+def _finish(native: OrgUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
+    """Map a structured org-API user (the detailed path) to the shared model."""
+    require_id(OrgApiDialect.name, native.id, what)
+    values = [getattr(native, name) for name in _FIELDS]
+    return DirectoryUser(**_fields(native.id, *values), raw=raw)
 
 
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Parse one org-API user object."""
-    native = structure(_converter, OrgApiDialect.name, payload, OrgUser, _fast_user, what)
-    require_id(OrgApiDialect.name, native.id, what)
-    return to_directory_user(native, MappingProxyType(payload))
+    return map_payload(OrgApiDialect.name, payload, what, _fast_user, _converter, OrgUser, _finish)
 
 
 @attrs.define(repr=False)
@@ -105,6 +117,7 @@ class OrgApiDialect(Dialect):
     )
     paging = "pages_has_more"
     first_page = 0
+    items_key = "users"
 
     api_key: str = attrs.field(kw_only=True)
     base_url: str = attrs.field(kw_only=True)
@@ -126,15 +139,18 @@ class OrgApiDialect(Dialect):
         page = page_cursor(self.name, cursor, self.first_page)
         return Request("GET", ("list-users",), (("page", str(page)), ("page_size", str(page_size))))
 
-    def parse_list(self, body: Any) -> ListPage:
-        """Parse ``{"users": [...], "page", "page_size", "has_more"}``."""
+    def parse_item(self, item: Any, what: str) -> DirectoryUser:
+        """Map one entry of ``users``."""
+        return parse_user(item, what)
+
+    def parse_envelope(self, body: Any) -> Envelope:
+        """Check ``{"users": [...], "page", "page_size", "has_more"}``."""
         data = expect_object(self.name, body, "list answer")
-        users_raw = expect_list(self.name, data.get("users"), "list answer.users")
-        users = [parse_user(item, f"users[{i}]") for i, item in enumerate(users_raw)]
+        items = expect_list(self.name, data.get("users"), "list answer.users")
         has_more = data.get("has_more", False)
         if type(has_more) is not bool:
             raise self.malformed("list answer.has_more: expected a boolean")
-        return ListPage(users, has_more)
+        return Envelope(items, has_more)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /fetch-user?id=<id>``."""

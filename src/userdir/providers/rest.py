@@ -14,19 +14,19 @@ import attrs
 
 from .._http import Request
 from ..errors import InvalidArgumentError
-from ..models import Capabilities, DirectoryUser, NewUser, UserChanges, UserKind, UserStatus
+from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
 from ._base import (
     Dialect,
-    ListPage,
+    Envelope,
     check_email,
     check_id,
     expect_list,
     expect_object,
     make_converter,
+    map_payload,
     page_cursor,
     parse_datetime,
     require_id,
-    structure,
 )
 
 __all__ = ["RestDialect"]
@@ -52,67 +52,99 @@ class RestUser:
 _converter = make_converter()
 
 
-def _opt_str(value: Any) -> str | None:
-    if value is None or type(value) is str:
-        return value  # type: ignore[no-any-return,unused-ignore]
-    raise TypeError
+_STR_OR_NONE = (str, type(None))
 
 
 def _opt_time(value: Any) -> datetime | None:
     return None if value is None else parse_datetime(value)
 
 
-def _fast_user(d: Any) -> RestUser:
-    user_id = d["id"]
-    settings = d.get("settings")
-    if type(user_id) is not str or (settings is not None and type(settings) is not dict):
+def _fields(
+    user_id: str,
+    email: str | None,
+    name: str | None,
+    role: str | None,
+    status: str | None,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+    last_login: datetime | None,
+    settings: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The one mapping of REST values to ``DirectoryUser`` fields (both paths use it)."""
+    known = STATUSES.get(status) if status is not None else UserStatus.UNKNOWN
+    extra: dict[str, Any] = {}
+    if known is None:
+        extra["status"] = status
+    if settings is not None:
+        extra["settings"] = settings
+    return {
+        "id": user_id,
+        "provider": "rest",
+        "email": email,
+        "name": name,
+        "role": role,
+        "status": known or UserStatus.UNKNOWN,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "last_login_at": last_login,
+        "extra": MappingProxyType(extra) if extra else _EMPTY,
+    }
+
+
+def _fast_user(d: Any) -> DirectoryUser:
+    """Well-formed payloads straight to the model; anything else raises (see map_payload)."""
+    user_id, email, name, role, status, settings = (
+        d["id"],
+        d.get("email"),
+        d.get("name"),
+        d.get("role"),
+        d.get("status"),
+        d.get("settings"),
+    )
+    if not (
+        type(user_id) is str
+        and user_id.strip()
+        and isinstance(email, _STR_OR_NONE)
+        and isinstance(name, _STR_OR_NONE)
+        and isinstance(role, _STR_OR_NONE)
+        and isinstance(status, _STR_OR_NONE)
+        and (settings is None or type(settings) is dict)
+    ):
         raise TypeError
-    return RestUser(
+    fields = _fields(
         user_id,
-        _opt_str(d.get("email")),
-        _opt_str(d.get("name")),
-        _opt_str(d.get("role")),
-        _opt_str(d.get("status")),
+        email,
+        name,
+        role,
+        status,
         _opt_time(d.get("created_at")),
         _opt_time(d.get("updated_at")),
         _opt_time(d.get("last_login")),
         settings,
     )
+    return DirectoryUser._trusted(**fields, raw=MappingProxyType(d))
 
 
-def to_directory_user(native: RestUser, raw: Mapping[str, Any]) -> DirectoryUser:
-    """Map a structured REST user to the shared model."""
-    extra: dict[str, Any] = {}
-    status = UserStatus.UNKNOWN
-    if native.status is not None:
-        known = STATUSES.get(native.status)
-        if known is None:
-            extra["status"] = native.status
-        else:
-            status = known
-    if native.settings is not None:
-        extra["settings"] = native.settings
-    return DirectoryUser(
-        id=native.id,
-        provider=RestDialect.name,
-        email=native.email,
-        name=native.name,
-        kind=UserKind.PERSON,
-        role=native.role,
-        status=status,
-        created_at=native.created_at,
-        updated_at=native.updated_at,
-        last_login_at=native.last_login,
-        extra=extra,
-        raw=raw,
+def _finish(native: RestUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
+    """Map a structured REST user (the detailed path) to the shared model."""
+    require_id(RestDialect.name, native.id, what)
+    fields = _fields(
+        native.id,
+        native.email,
+        native.name,
+        native.role,
+        native.status,
+        native.created_at,
+        native.updated_at,
+        native.last_login,
+        native.settings,
     )
+    return DirectoryUser(**fields, raw=raw)
 
 
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Parse one REST user object."""
-    native = structure(_converter, RestDialect.name, payload, RestUser, _fast_user, what)
-    require_id(RestDialect.name, native.id, what)
-    return to_directory_user(native, MappingProxyType(payload))
+    return map_payload(RestDialect.name, payload, what, _fast_user, _converter, RestUser, _finish)
 
 
 def _check_text(name: str, value: object, *, required: bool = True) -> None:
@@ -143,6 +175,7 @@ class RestDialect(Dialect):
     )
     paging = "pages_total"
     first_page = 1
+    items_key = "data"
 
     token: str = attrs.field(kw_only=True)
     base_url: str = attrs.field(kw_only=True)
@@ -164,8 +197,12 @@ class RestDialect(Dialect):
         params.extend((key, filters[key]) for key in ("status", "role") if key in filters)
         return Request("GET", ("api", "v1", "users"), tuple(params))
 
-    def parse_list(self, body: Any) -> ListPage:
-        """Parse ``{"data": [...], "meta": {"total", "page", "limit", "pages"}}``."""
+    def parse_item(self, item: Any, what: str) -> DirectoryUser:
+        """Map one entry of ``data``."""
+        return parse_user(item, what)
+
+    def parse_envelope(self, body: Any) -> Envelope:
+        """Check ``{"data": [...], "meta": {"total", "page", "limit", "pages"}}``."""
         data = expect_object(self.name, body, "list answer")
         items = expect_list(self.name, data.get("data"), "list answer.data")
         meta = expect_object(self.name, data.get("meta"), "list answer.meta")
@@ -175,8 +212,7 @@ class RestDialect(Dialect):
                 raise self.malformed(f"list answer.meta.{key}: expected a non-negative integer")
         assert isinstance(page, int)
         assert isinstance(pages, int)
-        users = [parse_user(item, f"data[{i}]") for i, item in enumerate(items)]
-        return ListPage(users, page < pages, None, pages)
+        return Envelope(items, page < pages, None, pages)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /api/v1/users/{user_id}``."""
