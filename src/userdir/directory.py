@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Protocol, runtime_checkable
 
 from ._http import AsyncEngine, Request, SyncEngine, redact_url
@@ -34,6 +35,10 @@ DEFAULT_CONCURRENCY = 4
 # maps the current page (mapping holds the GIL / the event loop). Transports that cannot
 # tell when a request is sent cost at most this much per page.
 SEND_WAIT = 0.005
+# Page-number walks start with this many pages in flight and double the window each
+# time the next page is not there after GROW_AFTER seconds.
+START_WINDOW = 2
+GROW_AFTER = 0.002
 # How many pages in a row may bring nothing new while the service says there is more.
 MAX_STALLED_PAGES = 3
 
@@ -196,7 +201,10 @@ class PagePlan:
     def __init__(self, provider: str, first: int, window: int, *, totals: bool) -> None:
         self.provider = provider
         self.first = first
-        self.window = max(1, window)
+        # The window starts small and doubles whenever the next page keeps the caller
+        # waiting (the network, not the CPU, is the bottleneck), up to ``window``.
+        self.max_window = max(1, window)
+        self.window = min(START_WINDOW, self.max_window)
         self.totals = totals
         self.next_to_schedule = first
         self.next_to_accept = first
@@ -251,6 +259,15 @@ class PagePlan:
     def wanted(self, page_no: int) -> bool:
         """Whether an in-flight page is still needed (not past the known end)."""
         return self.last is None or page_no <= self.last
+
+    @property
+    def can_grow(self) -> bool:
+        """Whether more pages could go in flight if the caller is kept waiting."""
+        return self.window < self.max_window and not self.done
+
+    def grow(self) -> None:
+        """The caller waited on the network: allow twice as many pages in flight."""
+        self.window = min(self.max_window, self.window * 2)
 
 
 class EmailMatcher:
@@ -471,14 +488,26 @@ class HttpDirectory(_DirectoryBase):
         plan = self._page_plan()
         pool = self._executor()
         in_flight: deque[tuple[int, Future[Any]]] = deque()
+
+        def fill() -> None:
+            for page_no in plan.schedule(len(in_flight)):
+                request = self._list_request(self._cursor(page_no), size, server)
+                in_flight.append((page_no, pool.submit(self.engine.request, request)))
+
         try:
             while not plan.done:
-                for page_no in plan.schedule(len(in_flight)):
-                    request = self._list_request(self._cursor(page_no), size, server)
-                    in_flight.append((page_no, pool.submit(self.engine.request, request)))
+                fill()
                 if not in_flight:
                     break
-                page_no, future = in_flight.popleft()
+                page_no, future = in_flight[0]
+                while plan.can_grow:
+                    try:
+                        future.result(timeout=GROW_AFTER)
+                        break
+                    except FuturesTimeout:
+                        plan.grow()
+                        fill()
+                in_flight.popleft()
                 # Workers only fetch; pages are mapped here, so they do not fight over
                 # the GIL while others wait on the network.
                 users = plan.accept(page_no, self.dialect.parse_list(future.result()))
@@ -631,15 +660,25 @@ class AsyncHttpDirectory(_DirectoryBase):
     ) -> AsyncGenerator[DirectoryUser, None]:
         plan = self._page_plan()
         in_flight: deque[tuple[int, asyncio.Task[Any]]] = deque()
+
+        def fill() -> None:
+            for page_no in plan.schedule(len(in_flight)):
+                request = self._list_request(self._cursor(page_no), size, server)
+                in_flight.append((page_no, asyncio.ensure_future(self.engine.request(request))))
+
         try:
             while not plan.done:
-                for page_no in plan.schedule(len(in_flight)):
-                    request = self._list_request(self._cursor(page_no), size, server)
-                    task = asyncio.ensure_future(self.engine.request(request))
-                    in_flight.append((page_no, task))
+                fill()
                 if not in_flight:
                     break
-                page_no, task = in_flight.popleft()
+                page_no, task = in_flight[0]
+                while plan.can_grow:
+                    done, _ = await asyncio.wait({task}, timeout=GROW_AFTER)
+                    if done:
+                        break
+                    plan.grow()
+                    fill()
+                in_flight.popleft()
                 users = plan.accept(page_no, self.dialect.parse_list(await task))
                 for user in self._keep(users, local):
                     yield user

@@ -104,8 +104,8 @@ class DirectoryUser:
         return try_email_key(self.email)
 
     @classmethod
-    def _trusted(cls, **fields: Any) -> DirectoryUser:
-        """Build from values the provider already checked (the parsers' fast path).
+    def _trusted(cls, fields: dict[str, Any]) -> DirectoryUser:
+        """Build from a dict of values the provider already checked (the parsers' fast path).
 
         ``extra`` and ``raw`` must already be read-only mappings. Equal to calling the
         class, minus the per-field work of the generated ``__init__``.

@@ -125,10 +125,19 @@ class Dialect:
         """Map one user payload of a list answer."""
         raise NotImplementedError
 
+    def fast_item(self, item: Any) -> DirectoryUser:
+        """Map a well-formed user payload, or raise anything (then ``parse_item`` explains)."""
+        raise NotImplementedError
+
     def users_of(self, envelope: Envelope) -> list[DirectoryUser]:
         """Map every user payload of a checked envelope, in order."""
         if envelope.mapped:
             return envelope.items
+        try:  # the whole page through the fast path: no per-item wrappers or labels
+            fast = self.fast_item
+            return [fast(item) for item in envelope.items]
+        except Exception:  # noqa: S110 - the detailed path names the bad item
+            pass
         parse, key = self.parse_item, self.items_key
         return [parse(item, f"{key}[{i}]") for i, item in enumerate(envelope.items)]
 

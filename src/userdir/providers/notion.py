@@ -158,14 +158,16 @@ def _fast_user(d: Any) -> DirectoryUser:
     else:
         raise TypeError
     return DirectoryUser._trusted(
-        id=user_id,
-        provider="notion",
-        email=email,
-        name=name,
-        avatar_url=avatar,
-        kind=user_kind,
-        extra=extra,
-        raw=MappingProxyType(d),
+        {
+            "id": user_id,
+            "provider": "notion",
+            "email": email,
+            "name": name,
+            "avatar_url": avatar,
+            "kind": user_kind,
+            "extra": extra,
+            "raw": MappingProxyType(d),
+        }
     )
 
 
@@ -276,6 +278,10 @@ class NotionDialect(Dialect):
                 raise InvalidArgumentError("not a Notion cursor", provider=self.name)
             params.append(("start_cursor", cursor))
         return Request("GET", ("v1", "users"), tuple(params))
+
+    def fast_item(self, item: Any) -> DirectoryUser:
+        """The fast path of :meth:`parse_item`."""
+        return _fast_user(item)
 
     def parse_item(self, item: Any, what: str) -> DirectoryUser:
         """Map one entry of ``results``."""

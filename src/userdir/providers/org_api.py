@@ -54,8 +54,11 @@ _FIELDS = tuple(f.name for f in attrs.fields(OrgUser))[1:]
 
 
 def _join_name(first: str | None, last: str | None) -> str | None:
-    parts = [p.strip() for p in (first, last) if p and p.strip()]
-    return " ".join(parts) or None
+    first = first.strip() if first else None
+    last = last.strip() if last else None
+    if first and last:
+        return f"{first} {last}"
+    return first or last or None
 
 
 def _fields(
@@ -92,7 +95,9 @@ def _fast_user(d: Any) -> DirectoryUser:
     for value in values:
         if value is not None and type(value) is not str:
             raise TypeError
-    return DirectoryUser._trusted(**_fields(user_id, *values), raw=MappingProxyType(d))
+    fields = _fields(user_id, *values)
+    fields["raw"] = MappingProxyType(d)
+    return DirectoryUser._trusted(fields)
 
 
 def _finish(native: OrgUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
@@ -138,6 +143,10 @@ class OrgApiDialect(Dialect):
         """``GET /list-users?page=<n>&page_size=<n>`` (the first page is 0)."""
         page = page_cursor(self.name, cursor, self.first_page)
         return Request("GET", ("list-users",), (("page", str(page)), ("page_size", str(page_size))))
+
+    def fast_item(self, item: Any) -> DirectoryUser:
+        """The fast path of :meth:`parse_item`."""
+        return _fast_user(item)
 
     def parse_item(self, item: Any, what: str) -> DirectoryUser:
         """Map one entry of ``users``."""

@@ -56,7 +56,16 @@ _STR_OR_NONE = (str, type(None))
 
 
 def _opt_time(value: Any) -> datetime | None:
-    return None if value is None else parse_datetime(value)
+    if value is None:
+        return None
+    if type(value) is str and 10 <= len(value) <= 40:
+        try:  # the common case, inline: parse_datetime gives the same answer, slower
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return parse_datetime(value)
+        if parsed.tzinfo is not None:
+            return parsed
+    return parse_datetime(value)
 
 
 def _fields(
@@ -122,7 +131,8 @@ def _fast_user(d: Any) -> DirectoryUser:
         _opt_time(d.get("last_login")),
         settings,
     )
-    return DirectoryUser._trusted(**fields, raw=MappingProxyType(d))
+    fields["raw"] = MappingProxyType(d)
+    return DirectoryUser._trusted(fields)
 
 
 def _finish(native: RestUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
@@ -196,6 +206,10 @@ class RestDialect(Dialect):
         params = [("page", str(page)), ("limit", str(page_size))]
         params.extend((key, filters[key]) for key in ("status", "role") if key in filters)
         return Request("GET", ("api", "v1", "users"), tuple(params))
+
+    def fast_item(self, item: Any) -> DirectoryUser:
+        """The fast path of :meth:`parse_item`."""
+        return _fast_user(item)
 
     def parse_item(self, item: Any, what: str) -> DirectoryUser:
         """Map one entry of ``data``."""
