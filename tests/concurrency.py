@@ -11,6 +11,22 @@ from typing import Any
 import httpx
 
 
+def slow(
+    answer: Callable[[httpx.Request], httpx.Response], mode: str, seconds: float = 0.01
+) -> Any:
+    """An answer that takes ``seconds``, like a real network round trip."""
+
+    def callback(request: httpx.Request) -> httpx.Response:
+        time.sleep(seconds)
+        return answer(request)
+
+    async def async_callback(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(seconds)
+        return answer(request)
+
+    return callback if mode == "sync" else async_callback
+
+
 class Rendezvous:
     """Holds each of the first ``parties`` matching requests until all have arrived.
 
@@ -24,21 +40,28 @@ class Rendezvous:
         self.timeout = timeout
         self.arrived = 0
         self.met = False
+        self.timed_out = False
         self._lock = threading.Lock()
         self._event = threading.Event()
 
     def _arrive(self) -> None:
         with self._lock:
             self.arrived += 1
-            if self.arrived == self.parties:
+            if self.arrived == self.parties and not self.timed_out:
                 self.met = True
                 self._event.set()
+
+    def _gave_up(self) -> None:
+        with self._lock:
+            if not self.met:
+                self.timed_out = True  # someone waited alone: not all were in flight at once
 
     def sync(self, answer: Callable[[httpx.Request], httpx.Response]) -> Callable[..., Any]:
         def callback(request: httpx.Request) -> httpx.Response:
             if self.arrived < self.parties:
                 self._arrive()
-                self._event.wait(self.timeout)
+                if not self._event.wait(self.timeout):
+                    self._gave_up()
             return answer(request)
 
         return callback
@@ -50,6 +73,8 @@ class Rendezvous:
                 deadline = time.monotonic() + self.timeout
                 while not self._event.is_set() and time.monotonic() < deadline:
                     await asyncio.sleep(0.001)
+                if not self._event.is_set():
+                    self._gave_up()
             return answer(request)
 
         return callback

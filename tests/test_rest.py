@@ -15,7 +15,7 @@ from pytest_httpx import HTTPXMock
 import userdir
 from userdir import NewUser, UserChanges, UserStatus
 
-from .concurrency import Rendezvous
+from .concurrency import Rendezvous, slow
 from .conftest import REST_TOKEN
 
 BASE = "https://rest.test"
@@ -82,7 +82,8 @@ def test_remaining_pages_are_fetched_concurrently_in_order(
 ) -> None:
     answer = directory_callback(700)  # 7 pages
     meeting = Rendezvous(parties=4)
-    httpx_mock.add_callback(answer, url=f"{USERS}?page=1&limit=100")
+    # page 1 takes a network round trip: that is what opens the concurrent window
+    httpx_mock.add_callback(slow(answer, mode), url=f"{USERS}?page=1&limit=100")
     httpx_mock.add_callback(meeting.callback(mode, answer), is_reusable=True)
     users = list(connect("rest", token=REST_TOKEN, base_url=BASE, concurrency=4).iter_users())
     assert meeting.met  # pages 2..5 were all in flight at once

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +38,7 @@ DEFAULT_CONCURRENCY = 4
 SEND_WAIT = 0.005
 # Page-number walks start with this many pages in flight and double the window each
 # time the next page is not there after GROW_AFTER seconds.
-START_WINDOW = 2
+START_WINDOW = 1
 GROW_AFTER = 0.002
 # How many pages in a row may bring nothing new while the service says there is more.
 MAX_STALLED_PAGES = 3
@@ -458,26 +459,38 @@ class HttpDirectory(_DirectoryBase):
             return self._iter_cursor(size, server, local)
         return self._iter_pages(size, server, local)
 
+    def _timed(self, request: Request) -> tuple[Any, bool]:
+        """Fetch in the calling thread; also say whether the network made us wait."""
+        start = time.monotonic()
+        body = self.engine.request(request)
+        return body, time.monotonic() - start >= GROW_AFTER
+
     def _iter_cursor(
         self, size: int, server: dict[str, str], local: dict[str, str]
     ) -> Generator[DirectoryUser, None, None]:
+        # Pages come in the calling thread while answers are quick (no thread hand-offs
+        # to pay for); once one keeps us waiting, the next page is prefetched by a
+        # worker while this one is mapped and consumed.
         plan = CursorPlan(self.provider)
-        pool = self._executor()
-        send = self.engine.request
-        future: Future[Any] | None = pool.submit(send, self._list_request(None, size, server))
+        body, slow = self._timed(self._list_request(None, size, server))
+        future: Future[Any] | None = None
         try:
-            while future is not None:
-                envelope = self.dialect.parse_envelope(future.result())
+            while True:
+                envelope = self.dialect.parse_envelope(body)
                 cursor = plan.next_cursor(envelope)
-                future = None
-                if cursor is not None:
-                    # Prefetch: the next request goes on the wire before this page is
-                    # mapped and handed to the caller.
+                if cursor is not None and slow:
+                    # The next request goes on the wire before this page is mapped.
                     sent = threading.Event()
                     request = self._list_request(cursor, size, server)
-                    future = pool.submit(send, request, sent=sent)
+                    future = self._executor().submit(self.engine.request, request, sent=sent)
                     sent.wait(SEND_WAIT)
                 yield from self._keep(self.dialect.users_of(envelope), local)
+                if cursor is None:
+                    return
+                if future is not None:
+                    body, future = future.result(), None
+                else:
+                    body, slow = self._timed(self._list_request(cursor, size, server))
         finally:
             if future is not None:
                 future.cancel()
@@ -486,7 +499,6 @@ class HttpDirectory(_DirectoryBase):
         self, size: int, server: dict[str, str], local: dict[str, str]
     ) -> Generator[DirectoryUser, None, None]:
         plan = self._page_plan()
-        pool = self._executor()
         in_flight: deque[tuple[int, Future[Any]]] = deque()
 
         def fill() -> None:
@@ -495,6 +507,20 @@ class HttpDirectory(_DirectoryBase):
                 in_flight.append((page_no, pool.submit(self.engine.request, request)))
 
         try:
+            # While answers are quick, pages come one by one in the calling thread;
+            # the first answer that keeps us waiting opens the concurrent window.
+            while not plan.done and plan.window == 1:
+                scheduled = plan.schedule(0)
+                if not scheduled:
+                    return
+                body, slow = self._timed(
+                    self._list_request(self._cursor(scheduled[0]), size, server)
+                )
+                users = plan.accept(scheduled[0], self.dialect.parse_list(body))
+                if slow:
+                    plan.grow()
+                yield from self._keep(users, local)
+            pool = self._executor()
             while not plan.done:
                 fill()
                 if not in_flight:
