@@ -176,8 +176,11 @@ def test_window_pages_are_in_flight_together(
 ) -> None:
     answer = pages_callback(1000)
     meeting = Rendezvous(parties=3)
-    # page 0 takes a network round trip: that is what opens the concurrent window
-    httpx_mock.add_callback(slow(answer, mode), url=f"{BASE}/list-users?page=0&page_size=100")
+    # pages 0 and 1 take a network round trip: that is what opens the concurrent window
+    for page in (0, 1):
+        httpx_mock.add_callback(
+            slow(answer, mode), url=f"{BASE}/list-users?page={page}&page_size=100"
+        )
     httpx_mock.add_callback(meeting.callback(mode, answer), is_reusable=True)
     d = connect("org_api", api_key=API_KEY, base_url=BASE, concurrency=3)
     assert len(list(d.iter_users())) == 1000

@@ -271,6 +271,24 @@ class PagePlan:
         self.window = min(self.max_window, self.window * 2)
 
 
+class WaitDetector:
+    """Tells a network that keeps us waiting from a quick one, ignoring one-off hiccups.
+
+    Two answers in a row that took ``GROW_AFTER`` or longer mean that overlapping
+    requests will pay off; until then, fetching in the calling thread is cheaper.
+    """
+
+    def __init__(self, threshold: float = GROW_AFTER, streak: int = 2) -> None:
+        self.threshold = threshold
+        self.streak = streak
+        self.slow_in_a_row = 0
+
+    def observe(self, seconds: float) -> bool:
+        """Record one answer's wait; return whether the network is now deemed slow."""
+        self.slow_in_a_row = self.slow_in_a_row + 1 if seconds >= self.threshold else 0
+        return self.slow_in_a_row >= self.streak
+
+
 class EmailMatcher:
     """Resolves many emails in one scan: feed it users until it is satisfied."""
 
@@ -459,11 +477,11 @@ class HttpDirectory(_DirectoryBase):
             return self._iter_cursor(size, server, local)
         return self._iter_pages(size, server, local)
 
-    def _timed(self, request: Request) -> tuple[Any, bool]:
-        """Fetch in the calling thread; also say whether the network made us wait."""
+    def _timed(self, request: Request, waits: WaitDetector) -> tuple[Any, bool]:
+        """Fetch in the calling thread; also say whether the network keeps us waiting."""
         start = time.monotonic()
         body = self.engine.request(request)
-        return body, time.monotonic() - start >= GROW_AFTER
+        return body, waits.observe(time.monotonic() - start)
 
     def _iter_cursor(
         self, size: int, server: dict[str, str], local: dict[str, str]
@@ -472,7 +490,8 @@ class HttpDirectory(_DirectoryBase):
         # to pay for); once one keeps us waiting, the next page is prefetched by a
         # worker while this one is mapped and consumed.
         plan = CursorPlan(self.provider)
-        body, slow = self._timed(self._list_request(None, size, server))
+        waits = WaitDetector()
+        body, slow = self._timed(self._list_request(None, size, server), waits)
         future: Future[Any] | None = None
         try:
             while True:
@@ -490,7 +509,7 @@ class HttpDirectory(_DirectoryBase):
                 if future is not None:
                     body, future = future.result(), None
                 else:
-                    body, slow = self._timed(self._list_request(cursor, size, server))
+                    body, slow = self._timed(self._list_request(cursor, size, server), waits)
         finally:
             if future is not None:
                 future.cancel()
@@ -508,13 +527,14 @@ class HttpDirectory(_DirectoryBase):
 
         try:
             # While answers are quick, pages come one by one in the calling thread;
-            # the first answer that keeps us waiting opens the concurrent window.
+            # once answers keep us waiting, the concurrent window opens.
+            waits = WaitDetector()
             while not plan.done and plan.window == 1:
                 scheduled = plan.schedule(0)
                 if not scheduled:
                     return
                 body, slow = self._timed(
-                    self._list_request(self._cursor(scheduled[0]), size, server)
+                    self._list_request(self._cursor(scheduled[0]), size, server), waits
                 )
                 users = plan.accept(scheduled[0], self.dialect.parse_list(body))
                 if slow:
