@@ -104,15 +104,14 @@ class DirectoryUser:
         return try_email_key(self.email)
 
     @classmethod
-    def _trusted(cls, fields: dict[str, Any]) -> DirectoryUser:
-        """Build from a dict of values the provider already checked (the parsers' fast path).
+    def _trusted(cls, values: dict[str, Any]) -> DirectoryUser:
+        """Build from a dict of every field, already checked (the parsers' fast path).
 
-        ``extra`` and ``raw`` must already be read-only mappings. Equal to calling the
-        class, minus the per-field work of the generated ``__init__``.
+        ``values`` must hold every field, with ``extra`` and ``raw`` read-only mappings;
+        it becomes the instance's ``__dict__``. Equal to calling the class, minus the
+        per-field work of the generated ``__init__``.
         """
         user = _new(cls)
-        values = _DEFAULTS.copy()
-        values.update(fields)
         _set(user, "__dict__", values)
         return user
 

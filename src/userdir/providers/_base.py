@@ -126,15 +126,18 @@ class Dialect:
         raise NotImplementedError
 
     def fast_item(self, item: Any) -> DirectoryUser:
-        """Map a well-formed user payload, or raise anything (then ``parse_item`` explains)."""
-        raise NotImplementedError
+        """Map a well-formed user payload, or raise anything (then ``parse_item`` explains).
+
+        The default is the detailed path itself.
+        """
+        return self.parse_item(item, self.items_key)
 
     def users_of(self, envelope: Envelope) -> list[DirectoryUser]:
         """Map every user payload of a checked envelope, in order."""
         if envelope.mapped:
             return envelope.items
+        fast = self.fast_item
         try:  # the whole page through the fast path: no per-item wrappers or labels
-            fast = self.fast_item
             return [fast(item) for item in envelope.items]
         except Exception:  # noqa: S110 - the detailed path names the bad item
             pass

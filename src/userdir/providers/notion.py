@@ -27,7 +27,7 @@ from ..errors import (
     UserNotFoundError,
     error_class_for_status,
 )
-from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind
+from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind, UserStatus
 from ._base import (
     Dialect,
     Envelope,
@@ -112,6 +112,7 @@ _DICT_OR_NONE = (dict, type(None))
 _BOT_KEYS = ("owner", "workspace_name", "workspace_id", "workspace_limits")
 _PERSON = UserKind.PERSON
 _BOT = UserKind.BOT
+_UNKNOWN = UserStatus.UNKNOWN
 
 
 def _fast_user(d: Any) -> DirectoryUser:
@@ -163,8 +164,16 @@ def _fast_user(d: Any) -> DirectoryUser:
             "provider": "notion",
             "email": email,
             "name": name,
+            "given_name": None,
+            "family_name": None,
+            "username": None,
             "avatar_url": avatar,
             "kind": user_kind,
+            "role": None,
+            "status": _UNKNOWN,
+            "created_at": None,
+            "updated_at": None,
+            "last_login_at": None,
             "extra": extra,
             "raw": MappingProxyType(d),
         }

@@ -15,7 +15,7 @@ import httpx
 
 from .._http import Request
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
-from ..models import _EMPTY, Capabilities, DirectoryUser
+from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind, UserStatus
 from ._base import (
     Dialect,
     Envelope,
@@ -50,7 +50,7 @@ class OrgUser:
 
 
 _converter = make_converter()
-_FIELDS = tuple(f.name for f in attrs.fields(OrgUser))[1:]
+_STR_OR_NONE = (str, type(None))
 
 
 def _join_name(first: str | None, last: str | None) -> str | None:
@@ -70,8 +70,9 @@ def _fields(
     picture_url: str | None,
     user_role: str | None,
     calendar_link: str | None,
+    raw: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The one mapping of org-API values to ``DirectoryUser`` fields (both paths use it)."""
+    """The one mapping of org-API values to every ``DirectoryUser`` field (both paths)."""
     return {
         "id": user_id,
         "provider": "org_api",
@@ -81,30 +82,60 @@ def _fields(
         "family_name": last_name or None,
         "username": username,
         "avatar_url": picture_url,
+        "kind": UserKind.PERSON,
         "role": user_role,
+        "status": UserStatus.UNKNOWN,
+        "created_at": None,
+        "updated_at": None,
+        "last_login_at": None,
         "extra": MappingProxyType({"calendar_link": calendar_link}) if calendar_link else _EMPTY,
+        "raw": raw,
     }
 
 
 def _fast_user(d: Any) -> DirectoryUser:
     """Well-formed payloads straight to the model; anything else raises (see map_payload)."""
-    user_id = d["id"]
-    values = [d.get(name) for name in _FIELDS]
-    if type(user_id) is not str or not user_id.strip():
+    get = d.get
+    user_id, email, username, first, last = (
+        d["id"],
+        get("email"),
+        get("username"),
+        get("first_name"),
+        get("last_name"),
+    )
+    picture, role, calendar = get("picture_url"), get("user_role"), get("calendar_link")
+    if not (
+        type(user_id) is str
+        and user_id.strip()
+        and isinstance(email, _STR_OR_NONE)
+        and isinstance(username, _STR_OR_NONE)
+        and isinstance(first, _STR_OR_NONE)
+        and isinstance(last, _STR_OR_NONE)
+        and isinstance(picture, _STR_OR_NONE)
+        and isinstance(role, _STR_OR_NONE)
+        and isinstance(calendar, _STR_OR_NONE)
+    ):
         raise TypeError
-    for value in values:
-        if value is not None and type(value) is not str:
-            raise TypeError
-    fields = _fields(user_id, *values)
-    fields["raw"] = MappingProxyType(d)
-    return DirectoryUser._trusted(fields)
+    return DirectoryUser._trusted(
+        _fields(user_id, email, username, first, last, picture, role, calendar, MappingProxyType(d))
+    )
 
 
 def _finish(native: OrgUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
     """Map a structured org-API user (the detailed path) to the shared model."""
     require_id(OrgApiDialect.name, native.id, what)
-    values = [getattr(native, name) for name in _FIELDS]
-    return DirectoryUser(**_fields(native.id, *values), raw=raw)
+    fields = _fields(
+        native.id,
+        native.email,
+        native.username,
+        native.first_name,
+        native.last_name,
+        native.picture_url,
+        native.user_role,
+        native.calendar_link,
+        raw,
+    )
+    return DirectoryUser(**fields)
 
 
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:

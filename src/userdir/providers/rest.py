@@ -14,7 +14,7 @@ import attrs
 
 from .._http import Request
 from ..errors import InvalidArgumentError
-from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
+from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserKind, UserStatus
 from ._base import (
     Dialect,
     Envelope,
@@ -78,8 +78,9 @@ def _fields(
     updated_at: datetime | None,
     last_login: datetime | None,
     settings: dict[str, Any] | None,
+    raw: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The one mapping of REST values to ``DirectoryUser`` fields (both paths use it)."""
+    """The one mapping of REST values to every ``DirectoryUser`` field (both paths)."""
     known = STATUSES.get(status) if status is not None else UserStatus.UNKNOWN
     extra: dict[str, Any] = {}
     if known is None:
@@ -91,12 +92,18 @@ def _fields(
         "provider": "rest",
         "email": email,
         "name": name,
+        "given_name": None,
+        "family_name": None,
+        "username": None,
+        "avatar_url": None,
+        "kind": UserKind.PERSON,
         "role": role,
         "status": known or UserStatus.UNKNOWN,
         "created_at": created_at,
         "updated_at": updated_at,
         "last_login_at": last_login,
         "extra": MappingProxyType(extra) if extra else _EMPTY,
+        "raw": raw,
     }
 
 
@@ -130,8 +137,8 @@ def _fast_user(d: Any) -> DirectoryUser:
         _opt_time(d.get("updated_at")),
         _opt_time(d.get("last_login")),
         settings,
+        MappingProxyType(d),
     )
-    fields["raw"] = MappingProxyType(d)
     return DirectoryUser._trusted(fields)
 
 
@@ -148,8 +155,9 @@ def _finish(native: RestUser, raw: Mapping[str, Any], what: str) -> DirectoryUse
         native.updated_at,
         native.last_login,
         native.settings,
+        raw,
     )
-    return DirectoryUser(**fields, raw=raw)
+    return DirectoryUser(**fields)
 
 
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
