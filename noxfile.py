@@ -36,7 +36,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src."""
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".[tests]", "mypy")  # the pytest plugin is type-checked too
     session.run("mypy", "--strict", "src")
 
 

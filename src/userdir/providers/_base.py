@@ -121,16 +121,15 @@ class Dialect:
         page = self.parse_list(body)
         return Envelope(list(page.users), page.has_more, page.next_cursor, page.total_pages, True)
 
-    def parse_item(self, item: Any, what: str) -> DirectoryUser:
-        """Map one user payload of a list answer."""
+    @staticmethod
+    def parse_item(payload: Any, what: str = "user") -> DirectoryUser:
+        """Map one user payload of a list answer (``what`` names it in errors)."""
         raise NotImplementedError
 
-    def fast_item(self, item: Any) -> DirectoryUser:
-        """Map a well-formed user payload, or raise anything (then ``parse_item`` explains).
-
-        The default is the detailed path itself.
-        """
-        return self.parse_item(item, self.items_key)
+    @staticmethod
+    def fast_item(d: Any) -> DirectoryUser:
+        """Map a well-formed user payload, or raise anything (then ``parse_item`` explains)."""
+        raise NotImplementedError
 
     def users_of(self, envelope: Envelope) -> list[DirectoryUser]:
         """Map every user payload of a checked envelope, in order."""

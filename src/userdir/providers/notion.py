@@ -288,13 +288,8 @@ class NotionDialect(Dialect):
             params.append(("start_cursor", cursor))
         return Request("GET", ("v1", "users"), tuple(params))
 
-    def fast_item(self, item: Any) -> DirectoryUser:
-        """The fast path of :meth:`parse_item`."""
-        return _fast_user(item)
-
-    def parse_item(self, item: Any, what: str) -> DirectoryUser:
-        """Map one entry of ``results``."""
-        return parse_user(item, what)
+    fast_item = staticmethod(_fast_user)
+    parse_item = staticmethod(parse_user)
 
     def parse_envelope(self, body: Any) -> Envelope:
         """Check a ``list`` object: ``results``, ``has_more``, ``next_cursor``."""

@@ -175,13 +175,8 @@ class OrgApiDialect(Dialect):
         page = page_cursor(self.name, cursor, self.first_page)
         return Request("GET", ("list-users",), (("page", str(page)), ("page_size", str(page_size))))
 
-    def fast_item(self, item: Any) -> DirectoryUser:
-        """The fast path of :meth:`parse_item`."""
-        return _fast_user(item)
-
-    def parse_item(self, item: Any, what: str) -> DirectoryUser:
-        """Map one entry of ``users``."""
-        return parse_user(item, what)
+    fast_item = staticmethod(_fast_user)
+    parse_item = staticmethod(parse_user)
 
     def parse_envelope(self, body: Any) -> Envelope:
         """Check ``{"users": [...], "page", "page_size", "has_more"}``."""

@@ -215,13 +215,8 @@ class RestDialect(Dialect):
         params.extend((key, filters[key]) for key in ("status", "role") if key in filters)
         return Request("GET", ("api", "v1", "users"), tuple(params))
 
-    def fast_item(self, item: Any) -> DirectoryUser:
-        """The fast path of :meth:`parse_item`."""
-        return _fast_user(item)
-
-    def parse_item(self, item: Any, what: str) -> DirectoryUser:
-        """Map one entry of ``data``."""
-        return parse_user(item, what)
+    fast_item = staticmethod(_fast_user)
+    parse_item = staticmethod(parse_user)
 
     def parse_envelope(self, body: Any) -> Envelope:
         """Check ``{"data": [...], "meta": {"total", "page", "limit", "pages"}}``."""
