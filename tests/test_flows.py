@@ -221,3 +221,64 @@ def test_empty_directories(open_dir: Any, provider: str) -> None:
     emu = {"notion": NotionEmulator, "org_api": OrgApiEmulator, "rest": RestEmulator}[provider]()
     users = list(open_dir(emu, provider, **credentials(emu)).iter_users())
     assert len(users) == (1 if provider == "notion" else 0)  # Notion lists its own bot
+
+
+# -- a cursor walk on a slow network (blocking directory) -------------------------------------
+
+
+def slow_notion(pages: int, latency: float = 0.004) -> NotionEmulator:
+    emu = NotionEmulator(latency=latency)
+    emu.populate(pages * 100 - 1)  # plus the integration's bot: exactly `pages` pages
+    return emu
+
+
+def test_slow_cursor_walk_fetches_ahead_of_the_caller() -> None:
+    import time
+
+    from userdir.directory import PREFETCH_PAGES
+
+    emu = slow_notion(8)
+    with userdir.connect("notion", token=emu.token, transport=emu.transport) as d:
+        users = d.iter_users()
+        first = [next(users) for _ in range(300)]  # three pages consumed
+        time.sleep(0.2)  # the caller is busy; the walk goes on ahead, boundedly
+        fetched = len(emu.requests)
+        assert 3 + 1 <= fetched <= 3 + 1 + PREFETCH_PAGES
+        rest = list(users)
+    ids = [u.id for u in first + rest]
+    assert ids == [u["id"] for u in emu.users]
+    assert len(emu.requests) == 8
+
+
+def test_slow_cursor_walk_stops_when_the_caller_does() -> None:
+    import threading
+    import time
+
+    emu = slow_notion(20)
+    before = threading.active_count()
+    with userdir.connect("notion", token=emu.token, transport=emu.transport) as d:
+        users = d.iter_users()
+        for _ in range(350):
+            next(users)
+        users.close()
+        time.sleep(0.3)
+        settled = len(emu.requests)
+        time.sleep(0.2)
+        assert len(emu.requests) == settled < 20  # nothing more is fetched
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= before  # the walker thread is gone
+
+
+def test_slow_cursor_walk_raises_the_workers_error_in_the_caller() -> None:
+    from userdir.testing import Fault
+
+    emu = slow_notion(10)
+    with userdir.connect("notion", token=emu.token, transport=emu.transport) as d:
+        users = d.iter_users()
+        got = [next(users) for _ in range(250)]
+        emu.inject(Fault.status(400))  # every request from now on
+        with pytest.raises(userdir.InvalidRequestError):
+            got.extend(users)
+    assert len(got) >= 250

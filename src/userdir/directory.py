@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 import time
 from collections import deque
@@ -36,6 +37,8 @@ DEFAULT_CONCURRENCY = 4
 # maps the current page (mapping holds the GIL / the event loop). Transports that cannot
 # tell when a request is sent cost at most this much per page.
 SEND_WAIT = 0.005
+# Pages a blocking cursor walk may fetch ahead of its caller.
+PREFETCH_PAGES = 2
 # Page-number walks start with this many pages in flight and double the window each
 # time the next page is not there after GROW_AFTER seconds.
 START_WINDOW = 1
@@ -487,32 +490,72 @@ class HttpDirectory(_DirectoryBase):
         self, size: int, server: dict[str, str], local: dict[str, str]
     ) -> Generator[DirectoryUser, None, None]:
         # Pages come in the calling thread while answers are quick (no thread hand-offs
-        # to pay for); once one keeps us waiting, the next page is prefetched by a
-        # worker while this one is mapped and consumed.
+        # to pay for). Once answers keep us waiting, a worker walks the cursors ahead —
+        # each next request leaves as soon as the previous answer is in — while this
+        # thread maps and yields; at most PREFETCH_PAGES pages wait in between.
         plan = CursorPlan(self.provider)
         waits = WaitDetector()
         body, slow = self._timed(self._list_request(None, size, server), waits)
-        future: Future[Any] | None = None
+        while True:
+            envelope = self.dialect.parse_envelope(body)
+            cursor = plan.next_cursor(envelope)
+            if cursor is not None and slow:
+                break
+            yield from self._keep(self.dialect.users_of(envelope), local)
+            if cursor is None:
+                return
+            body, slow = self._timed(self._list_request(cursor, size, server), waits)
+        pages: queue.Queue[Envelope | BaseException | None] = queue.Queue(PREFETCH_PAGES)
+        stop = threading.Event()
+        # A thread of its own, not the pool's: a paused walk must never hold a worker
+        # that another walk or lookup is waiting for.
+        threading.Thread(
+            target=self._walk_ahead,
+            args=(plan, cursor, size, server, pages, stop),
+            name=f"userdir-{self.provider}-walk",
+            daemon=True,
+        ).start()
         try:
-            while True:
-                envelope = self.dialect.parse_envelope(body)
-                cursor = plan.next_cursor(envelope)
-                if cursor is not None and slow:
-                    # The next request goes on the wire before this page is mapped.
-                    sent = threading.Event()
-                    request = self._list_request(cursor, size, server)
-                    future = self._executor().submit(self.engine.request, request, sent=sent)
-                    sent.wait(SEND_WAIT)
-                yield from self._keep(self.dialect.users_of(envelope), local)
-                if cursor is None:
-                    return
-                if future is not None:
-                    body, future = future.result(), None
-                else:
-                    body, slow = self._timed(self._list_request(cursor, size, server), waits)
+            yield from self._keep(self.dialect.users_of(envelope), local)
+            while (item := pages.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield from self._keep(self.dialect.users_of(item), local)
         finally:
-            if future is not None:
-                future.cancel()
+            stop.set()
+            with contextlib.suppress(queue.Empty):
+                pages.get_nowait()  # free the worker if it is waiting to hand a page over
+
+    def _walk_ahead(
+        self,
+        plan: CursorPlan,
+        cursor: str | None,
+        size: int,
+        server: dict[str, str],
+        pages: queue.Queue[Envelope | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        """The worker side of a cursor walk: fetch page after page, hand each over."""
+
+        def hand_over(item: Envelope | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            while cursor is not None and not stop.is_set():
+                request = self._list_request(cursor, size, server)
+                envelope = self.dialect.parse_envelope(self.engine.request(request))
+                cursor = plan.next_cursor(envelope)
+                if not hand_over(envelope):
+                    return
+            hand_over(None)
+        except Exception as exc:  # raised in the caller's thread by the consumer
+            hand_over(exc)
 
     def _iter_pages(
         self, size: int, server: dict[str, str], local: dict[str, str]
