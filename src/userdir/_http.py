@@ -434,12 +434,14 @@ class SyncEngine(_EngineBase):
         """Close the connection pool."""
         self._client.close()
 
-    def request(self, request: Request, *, sent: threading.Event | None = None) -> Any:
+    def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
         """Send with retries; return the parsed JSON answer or raise a userdir error.
 
-        ``sent`` is set once the request is on the wire (or, where the transport cannot
-        tell, once the answer is in), so a caller can wait for it before busy work.
+        ``on_sent`` is called once, as soon as the request is on the wire (or, where the
+        transport cannot tell, once the answer is in or the request failed): a caller
+        can hold busy work back until the network is busy for it.
         """
+        sent = _once_only(on_sent)
         try:
             if self.retries is None:
                 return self._once(request, 1, sent)
@@ -449,9 +451,9 @@ class SyncEngine(_EngineBase):
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if sent is not None:
-                sent.set()
+                sent()
 
-    def _once(self, request: Request, attempt: int, sent: threading.Event | None) -> Any:
+    def _once(self, request: Request, attempt: int, sent: Callable[[], None] | None) -> Any:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
@@ -460,7 +462,7 @@ class SyncEngine(_EngineBase):
         try:
             http_request = self.build(self._client, request)
             if sent is not None:
-                http_request.extensions["trace"] = _on_sent(sent.set)
+                http_request.extensions["trace"] = _on_sent(sent)
             response = self._client.send(http_request, stream=True)
             try:
                 self.check_length(response, request)
@@ -494,11 +496,13 @@ class AsyncEngine(_EngineBase):
         """Close the connection pool."""
         await self._client.aclose()
 
-    async def request(self, request: Request, *, sent: asyncio.Event | None = None) -> Any:
+    async def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
         """Send with retries; return the parsed JSON answer or raise a userdir error.
 
-        ``sent`` is set once the request is on the wire (or once the answer is in).
+        ``on_sent`` is called once, as soon as the request is on the wire (or once the
+        answer is in or the request failed).
         """
+        sent = _once_only(on_sent)
         try:
             if self.retries is None:
                 return await self._once(request, 1, sent)
@@ -508,9 +512,9 @@ class AsyncEngine(_EngineBase):
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if sent is not None:
-                sent.set()
+                sent()
 
-    async def _once(self, request: Request, attempt: int, sent: asyncio.Event | None) -> Any:
+    async def _once(self, request: Request, attempt: int, sent: Callable[[], None] | None) -> Any:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
@@ -519,7 +523,7 @@ class AsyncEngine(_EngineBase):
         try:
             http_request = self.build(self._client, request)
             if sent is not None:
-                http_request.extensions["trace"] = _on_sent_async(sent.set)
+                http_request.extensions["trace"] = _on_sent_async(sent)
             response = await self._client.send(http_request, stream=True)
             try:
                 self.check_length(response, request)
@@ -540,6 +544,21 @@ class AsyncEngine(_EngineBase):
                 provider=self.provider,
             ) from None
         return self.finish(request, response, b"".join(chunks), attempt, t0)
+
+
+def _once_only(callback: Callable[[], None] | None) -> Callable[[], None] | None:
+    """``callback`` made idempotent: retries and the final clean-up may each call it."""
+    if callback is None:
+        return None
+    called = False
+
+    def call() -> None:
+        nonlocal called
+        if not called:
+            called = True
+            callback()
+
+    return call
 
 
 _SENT_EVENTS = ("http11.send_request_body.complete", "http2.send_request_body.complete")

@@ -546,15 +546,25 @@ class HttpDirectory(_DirectoryBase):
                     continue
             return False
 
+        # Each page is handed over once the next page's request is on the wire, so the
+        # caller's mapping never holds the GIL while that request is being sent.
+        pending: list[Envelope] = []
+
+        def release() -> None:
+            if pending and not hand_over(pending.pop()):
+                stop.set()
+
         try:
             while cursor is not None and not stop.is_set():
                 request = self._list_request(cursor, size, server)
-                envelope = self.dialect.parse_envelope(self.engine.request(request))
+                body = self.engine.request(request, on_sent=release)
+                envelope = self.dialect.parse_envelope(body)
                 cursor = plan.next_cursor(envelope)
-                if not hand_over(envelope):
-                    return
+                pending.append(envelope)
+            release()
             hand_over(None)
         except Exception as exc:  # raised in the caller's thread by the consumer
+            release()
             hand_over(exc)
 
     def _iter_pages(
@@ -734,7 +744,7 @@ class AsyncHttpDirectory(_DirectoryBase):
                     # the event loop.
                     sent = asyncio.Event()
                     task = asyncio.ensure_future(
-                        send(self._list_request(cursor, size, server), sent=sent)
+                        send(self._list_request(cursor, size, server), on_sent=sent.set)
                     )
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(sent.wait(), SEND_WAIT)
