@@ -159,16 +159,16 @@ def test_errors_by_status(connect: Any, httpx_mock: HTTPXMock, status: int, cls:
 def test_window_overshoot_yields_nothing_extra(
     connect: Any, httpx_mock: HTTPXMock, mode: str
 ) -> None:
-    # 250 users: pages 0, 1, 2 (has_more false). With answers that take a round trip,
-    # the window runs ahead and asks for pages past the end.
-    httpx_mock.add_callback(slow(pages_callback(250), mode), is_reusable=True)
+    # 650 users: pages 0 to 6 (has_more false). With answers that take a round trip,
+    # the window opens and runs ahead, asking for pages past the end.
+    httpx_mock.add_callback(slow(pages_callback(650), mode), is_reusable=True)
     d = connect("org_api", api_key=API_KEY, base_url=BASE, concurrency=4)
     users = list(d.iter_users())
-    assert [u.username for u in users] == [f"user{i}" for i in range(250)]
+    assert [u.username for u in users] == [f"user{i}" for i in range(650)]
     pages = sorted(int(r.url.params["page"]) for r in httpx_mock.get_requests())
-    assert pages[:3] == [0, 1, 2]
-    assert max(pages) > 2  # speculative pages past the end went out ...
-    assert max(pages) <= 2 + 4  # ... at most one window (concurrency=4) of them
+    assert pages[:7] == list(range(7))
+    assert max(pages) > 6  # speculative pages past the end went out ...
+    assert max(pages) <= 6 + 4  # ... at most one window (concurrency=4) of them
 
 
 def test_window_pages_are_in_flight_together(
@@ -176,8 +176,8 @@ def test_window_pages_are_in_flight_together(
 ) -> None:
     answer = pages_callback(1000)
     meeting = Rendezvous(parties=3)
-    # pages 0 and 1 take a network round trip: that is what opens the concurrent window
-    for page in (0, 1):
+    # pages 0 to 2 take a network round trip: that is what opens the concurrent window
+    for page in (0, 1, 2):
         httpx_mock.add_callback(
             slow(answer, mode), url=f"{BASE}/list-users?page={page}&page_size=100"
         )

@@ -82,12 +82,12 @@ def test_remaining_pages_are_fetched_concurrently_in_order(
 ) -> None:
     answer = directory_callback(700)  # 7 pages
     meeting = Rendezvous(parties=4)
-    # pages 1 and 2 take a network round trip: that is what opens the concurrent window
-    for page in (1, 2):
+    # pages 1 to 3 take a network round trip: that is what opens the concurrent window
+    for page in (1, 2, 3):
         httpx_mock.add_callback(slow(answer, mode), url=f"{USERS}?page={page}&limit=100")
     httpx_mock.add_callback(meeting.callback(mode, answer), is_reusable=True)
     users = list(connect("rest", token=REST_TOKEN, base_url=BASE, concurrency=4).iter_users())
-    assert meeting.met  # pages 3..6 were all in flight at once
+    assert meeting.met  # pages 4..7 were all in flight at once
     assert [u.id for u in users] == [f"usr_{i:06d}" for i in range(700)]
     pages = [int(r.url.params["page"]) for r in httpx_mock.get_requests()]
     assert sorted(pages) == list(range(1, 8))

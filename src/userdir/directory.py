@@ -277,11 +277,11 @@ class PagePlan:
 class WaitDetector:
     """Tells a network that keeps us waiting from a quick one, ignoring one-off hiccups.
 
-    Two answers in a row that took ``GROW_AFTER`` or longer mean that overlapping
+    Three answers in a row that took ``GROW_AFTER`` or longer mean that overlapping
     requests will pay off; until then, fetching in the calling thread is cheaper.
     """
 
-    def __init__(self, threshold: float = GROW_AFTER, streak: int = 2) -> None:
+    def __init__(self, threshold: float = GROW_AFTER, streak: int = 3) -> None:
         self.threshold = threshold
         self.streak = streak
         self.slow_in_a_row = 0
