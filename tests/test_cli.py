@@ -349,3 +349,33 @@ def test_subprocess_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted" in err
+
+
+COMMANDS = {
+    "list": ["list", "app"],
+    "get": ["get", "hr", "<hr-id>"],
+    "find": ["find", "ADA.LOVELACE@northwind.example"],
+    "whoami": ["whoami", "wiki"],
+    "diff": ["diff", "hr", "app"],
+    "providers": ["providers"],
+}
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "csv"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_in_every_format(company: DemoCompany, command: str, fmt: str) -> None:
+    argv = [a.replace("<hr-id>", company.org_api.users[0]["id"]) for a in COMMANDS[command]]
+    code, out, err = run(company, "--format", fmt, *argv)
+    assert code == 0, err
+    assert err == ""
+    if fmt == "json":
+        rows = json.loads(out)
+    elif fmt == "jsonl":
+        rows = [json.loads(line) for line in out.splitlines()]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+    else:
+        lines = out.splitlines()
+        assert lines[0] == lines[0].upper()  # the header row
+        rows = lines[1:]
+    assert rows

@@ -33,14 +33,15 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 4
-# How long the cursor walk waits for the next page's request to be on the wire before it
-# maps the current page (mapping holds the GIL / the event loop). Transports that cannot
+# How long an asyncio cursor walk waits for the next page's request to be on the wire
+# before it maps the current page (mapping holds the event loop). Transports that cannot
 # tell when a request is sent cost at most this much per page.
 SEND_WAIT = 0.005
 # Pages a blocking cursor walk may fetch ahead of its caller.
 PREFETCH_PAGES = 2
-# Page-number walks start with this many pages in flight and double the window each
-# time the next page is not there after GROW_AFTER seconds.
+# Walks overlap requests once answers take GROW_AFTER seconds or more (see WaitDetector);
+# page-number walks then double their window, from START_WINDOW, each time the next
+# page is not there after GROW_AFTER seconds.
 START_WINDOW = 1
 GROW_AFTER = 0.002
 # How many pages in a row may bring nothing new while the service says there is more.
