@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+# pyenv installs interpreters that its shims only expose when selected: put each one's
+# bin directory on PATH so that nox finds python3.10 ... python3.13 directly.
+_PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+for _version in PYTHONS:
+    for _bin in sorted(_PYENV_VERSIONS.glob(f"{_version}.*/bin"), reverse=True)[:1]:
+        os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ.get('PATH', '')}"
 TEST_DEPS = [".[tests]"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import html
 import http
 import json
@@ -84,6 +85,20 @@ class EmailKeyedStore:
         self._order.append(user_id)
         self._by_email[email_key] = user_id
         return user_id
+
+    def _remove(self, user_id: str) -> bool:
+        user = self._users.pop(user_id, None)
+        if user is None:
+            return False
+        self._order.remove(user_id)
+        del self._by_email[str(user["email"]).lower()]
+        return True
+
+    def _user_count(self) -> int:
+        return len(self._order)
+
+    def _listed_users(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(self._users[uid]) for uid in self._order]
 
 
 def parse_int(value: str) -> int | None:

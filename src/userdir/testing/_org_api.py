@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import http
 import random
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 from . import _names
 from ._base import EmailKeyedStore, Emulator, Reply, json_reply, parse_int
@@ -15,7 +13,7 @@ from ._base import EmailKeyedStore, Emulator, Reply, json_reply, parse_int
 __all__ = ["OrgApiEmulator"]
 
 
-class OrgApiEmulator(Emulator, EmailKeyedStore):
+class OrgApiEmulator(EmailKeyedStore, Emulator):
     """Stateful emulator of the org API's user endpoints.
 
     Requests need ``Authorization: <api_key>`` exactly (no scheme), else 401
@@ -30,7 +28,7 @@ class OrgApiEmulator(Emulator, EmailKeyedStore):
     service = "org_api"
 
     def __init__(self, api_key: str = "test-key", *, latency: float = 0.0) -> None:
-        super().__init__(latency=latency)
+        Emulator.__init__(self, latency=latency)
         #: The key expected verbatim in the ``Authorization`` header.
         self.api_key = api_key
         EmailKeyedStore.__init__(self)
@@ -93,20 +91,6 @@ class OrgApiEmulator(Emulator, EmailKeyedStore):
             )
             ids.append(user_id)
         return ids
-
-    def _remove(self, user_id: str) -> bool:
-        user = self._users.pop(user_id, None)
-        if user is None:
-            return False
-        self._order.remove(user_id)
-        del self._by_email[str(user["email"]).lower()]
-        return True
-
-    def _user_count(self) -> int:
-        return len(self._order)
-
-    def _listed_users(self) -> list[dict[str, Any]]:
-        return [copy.deepcopy(self._users[uid]) for uid in self._order]
 
     # -- protocol ---------------------------------------------------------------------------
 

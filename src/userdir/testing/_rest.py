@@ -62,7 +62,7 @@ def _generated_status(index: int) -> str:
     return "active"
 
 
-class RestEmulator(Emulator, EmailKeyedStore):
+class RestEmulator(EmailKeyedStore, Emulator):
     """Stateful emulator of the REST users API (list, get, create, update, delete).
 
     Requests need ``Authorization: Bearer <token>``. Errors are
@@ -82,7 +82,7 @@ class RestEmulator(Emulator, EmailKeyedStore):
     service = "rest"
 
     def __init__(self, token: str = "test-token", *, latency: float = 0.0) -> None:
-        super().__init__(latency=latency)
+        Emulator.__init__(self, latency=latency)
         #: The token expected in ``Authorization: Bearer <token>``.
         self.token = token
         EmailKeyedStore.__init__(self)
@@ -171,19 +171,10 @@ class RestEmulator(Emulator, EmailKeyedStore):
         return ids
 
     def _remove(self, user_id: str) -> bool:
-        user = self._users.pop(user_id, None)
-        if user is None:
-            return False
-        self._order.remove(user_id)
-        del self._by_email[str(user["email"]).lower()]
-        del self._passwords[user_id]
-        return True
-
-    def _user_count(self) -> int:
-        return len(self._order)
-
-    def _listed_users(self) -> list[dict[str, Any]]:
-        return [copy.deepcopy(self._users[uid]) for uid in self._order]
+        removed = EmailKeyedStore._remove(self, user_id)
+        if removed:
+            del self._passwords[user_id]
+        return removed
 
     # -- protocol ---------------------------------------------------------------------------
 
