@@ -57,6 +57,7 @@ class Blocking:
     def close(self) -> None:
         try:
             self.run(self._directory.close())
+            self.run(self._loop.shutdown_asyncgens())
         finally:
             self._loop.close()
 

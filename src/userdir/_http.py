@@ -467,11 +467,15 @@ class SyncEngine(_EngineBase):
             try:
                 self.check_length(response, request)
                 chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_response_bytes:
-                        self.too_large(request)
-                    chunks.append(chunk)
+                body = response.iter_bytes()
+                try:
+                    for chunk in body:
+                        size += len(chunk)
+                        if size > self.max_response_bytes:
+                            self.too_large(request)
+                        chunks.append(chunk)
+                finally:
+                    body.close()  # type: ignore[attr-defined]
             finally:
                 response.close()
         except httpx.TransportError as exc:
@@ -528,11 +532,17 @@ class AsyncEngine(_EngineBase):
             try:
                 self.check_length(response, request)
                 chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_response_bytes:
-                        self.too_large(request)
-                    chunks.append(chunk)
+                body = response.aiter_bytes()
+                try:
+                    async for chunk in body:
+                        size += len(chunk)
+                        if size > self.max_response_bytes:
+                            self.too_large(request)
+                        chunks.append(chunk)
+                finally:
+                    # Closed here, not by the event loop's finaliser later: a body cut
+                    # short must not leave a generator behind.
+                    await body.aclose()  # type: ignore[attr-defined]
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
