@@ -29,13 +29,16 @@ from .providers.org_api import OrgApiDialect
 from .providers.rest import RestDialect
 
 __all__ = [
+    "COMMON_OPTIONS",
     "ENTRY_POINT_GROUP",
     "ProviderInfo",
     "available_providers",
     "connect",
     "connect_async",
     "get_provider",
+    "make_dialect",
     "register_provider",
+    "reload_entry_points",
 ]
 
 ENTRY_POINT_GROUP = "userdir.providers"
@@ -308,6 +311,3 @@ def connect_async(
         },
     )
     return AsyncHttpDirectory(dialect, AsyncEngine(**engine), concurrency=concurrency)
-
-
-__all__ += ["COMMON_OPTIONS", "make_dialect", "reload_entry_points"]

@@ -34,12 +34,18 @@ __all__ = [
     "Envelope",
     "ListPage",
     "Paging",
+    "check_email",
     "check_id",
     "check_page_size",
+    "describe",
     "error_fields",
+    "expect_list",
+    "expect_object",
     "make_converter",
     "map_payload",
+    "page_cursor",
     "parse_datetime",
+    "require_id",
 ]
 
 Paging = Literal["cursor", "pages_total", "pages_has_more"]
@@ -469,13 +475,3 @@ def expect_list(provider: str, value: Any, what: str) -> list[Any]:
             f"{what}: expected an array, got {_json_type(value)}", provider=provider
         )
     return value
-
-
-__all__ += [
-    "check_email",
-    "describe",
-    "expect_list",
-    "expect_object",
-    "page_cursor",
-    "require_id",
-]
