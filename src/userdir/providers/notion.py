@@ -115,6 +115,36 @@ _BOT = UserKind.BOT
 _UNKNOWN = UserStatus.UNKNOWN
 
 
+def _fields(
+    user_id: str,
+    email: str | None,
+    name: str | None,
+    avatar_url: str | None,
+    kind: UserKind,
+    extra: Mapping[str, Any],
+    raw: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Every ``DirectoryUser`` field of a Notion user (both paths use it)."""
+    return {
+        "id": user_id,
+        "provider": "notion",
+        "email": email,
+        "name": name,
+        "given_name": None,
+        "family_name": None,
+        "username": None,
+        "avatar_url": avatar_url,
+        "kind": kind,
+        "role": None,
+        "status": _UNKNOWN,
+        "created_at": None,
+        "updated_at": None,
+        "last_login_at": None,
+        "extra": extra,
+        "raw": raw,
+    }
+
+
 def _fast_user(d: Any) -> DirectoryUser:
     """The common shapes, straight to the model; anything else raises (see map_payload)."""
     user_id, kind = d["id"], d["type"]
@@ -159,24 +189,7 @@ def _fast_user(d: Any) -> DirectoryUser:
     else:
         raise TypeError
     return DirectoryUser._trusted(
-        {
-            "id": user_id,
-            "provider": "notion",
-            "email": email,
-            "name": name,
-            "given_name": None,
-            "family_name": None,
-            "username": None,
-            "avatar_url": avatar,
-            "kind": user_kind,
-            "role": None,
-            "status": _UNKNOWN,
-            "created_at": None,
-            "updated_at": None,
-            "last_login_at": None,
-            "extra": extra,
-            "raw": MappingProxyType(d),
-        }
+        _fields(user_id, email, name, avatar, user_kind, extra, MappingProxyType(d))
     )
 
 
@@ -203,15 +216,9 @@ def _finish(native: NotionUser, raw: Mapping[str, Any], what: str) -> DirectoryU
         email = native.person.email
         if native.person.email_verified is not None:
             extra["email_verified"] = native.person.email_verified
+    kind = _BOT if is_bot else _PERSON
     return DirectoryUser(
-        id=native.id,
-        provider=NotionDialect.name,
-        email=email,
-        name=native.name,
-        avatar_url=native.avatar_url,
-        kind=UserKind.BOT if is_bot else UserKind.PERSON,
-        extra=extra,
-        raw=raw,
+        **_fields(native.id, email, native.name, native.avatar_url, kind, extra, raw)
     )
 
 
