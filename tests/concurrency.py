@@ -81,3 +81,45 @@ class Rendezvous:
 
     def callback(self, mode: str, answer: Callable[[httpx.Request], httpx.Response]) -> Any:
         return self.sync(answer) if mode == "sync" else self.asynchronous(answer)
+
+
+class HeldUntil:
+    """Holds the requests that ``hold`` picks until one that ``release`` picks arrives.
+
+    Proves that a client sent the releasing request while the held one was still
+    unanswered, whatever the machine's speed. If it never comes, the held request is
+    answered after ``timeout`` and ``released`` stays False.
+    """
+
+    def __init__(
+        self,
+        hold: Callable[[httpx.Request], bool],
+        release: Callable[[httpx.Request], bool],
+        timeout: float = 10.0,
+    ) -> None:
+        self.hold = hold
+        self.release = release
+        self.timeout = timeout
+        self.released = False
+        self._event = threading.Event()
+
+    def _see(self, request: httpx.Request) -> bool:
+        if self.release(request):
+            self.released = True
+            self._event.set()
+        return self.hold(request)
+
+    def callback(self, mode: str, answer: Callable[[httpx.Request], httpx.Response]) -> Any:
+        def sync_callback(request: httpx.Request) -> httpx.Response:
+            if self._see(request):
+                self._event.wait(self.timeout)
+            return answer(request)
+
+        async def async_callback(request: httpx.Request) -> httpx.Response:
+            if self._see(request):
+                deadline = time.monotonic() + self.timeout
+                while not self._event.is_set() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.001)
+            return answer(request)
+
+        return sync_callback if mode == "sync" else async_callback

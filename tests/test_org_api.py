@@ -12,7 +12,7 @@ import userdir
 from userdir import UserKind, UserStatus
 from userdir.providers.org_api import OrgApiDialect
 
-from .concurrency import Rendezvous, slow
+from .concurrency import HeldUntil, Rendezvous, slow
 from .conftest import API_KEY
 
 BASE = "https://org.test"
@@ -31,6 +31,11 @@ def org_user(n: int, email: str | None = None, **kw: Any) -> dict[str, Any]:
     }
     user.update(kw)
     return user
+
+
+def page_of(request: httpx.Request) -> int:
+    """The page number a listing request asks for."""
+    return int(request.url.params["page"])
 
 
 def pages_callback(total: int, page_size: int = 100) -> Any:
@@ -159,16 +164,23 @@ def test_errors_by_status(connect: Any, httpx_mock: HTTPXMock, status: int, cls:
 def test_window_overshoot_yields_nothing_extra(
     connect: Any, httpx_mock: HTTPXMock, mode: str
 ) -> None:
-    # 650 users: pages 0 to 6 (has_more false). With answers that take a round trip,
-    # the window opens and runs ahead, asking for pages past the end.
-    httpx_mock.add_callback(slow(pages_callback(650), mode), is_reusable=True)
+    # 650 users: pages 0 to 6 (has_more false). Pages 0 to 2 take a round trip, which
+    # opens the window; the last page is held until a page past it is asked for, so the
+    # window must have run ahead (speculatively) while it was unanswered.
+    answer = pages_callback(650)
+    for page in (0, 1, 2):
+        httpx_mock.add_callback(
+            slow(answer, mode), url=f"{BASE}/list-users?page={page}&page_size=100"
+        )
+    last = HeldUntil(hold=lambda r: page_of(r) == 6, release=lambda r: page_of(r) > 6)
+    httpx_mock.add_callback(last.callback(mode, answer), is_reusable=True)
     d = connect("org_api", api_key=API_KEY, base_url=BASE, concurrency=4)
     users = list(d.iter_users())
     assert [u.username for u in users] == [f"user{i}" for i in range(650)]
-    pages = sorted(int(r.url.params["page"]) for r in httpx_mock.get_requests())
+    assert last.released  # speculative pages past the end went out ...
+    pages = sorted(page_of(r) for r in httpx_mock.get_requests())
     assert pages[:7] == list(range(7))
-    assert max(pages) > 6  # speculative pages past the end went out ...
-    assert max(pages) <= 6 + 4  # ... at most one window (concurrency=4) of them
+    assert max(pages) <= 6 + 4 - 1  # ... at most one window (concurrency=4) ahead of page 6
 
 
 def test_window_pages_are_in_flight_together(
