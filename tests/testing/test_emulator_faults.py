@@ -188,18 +188,16 @@ def test_drop_and_read_timeout_sync() -> None:
     ]
 
 
-def test_delay() -> None:
-    emu = NotionEmulator()
+def test_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    emu = NotionEmulator(latency=0.05)
     emu.inject(Fault.delay(0.2), times=1)
     with notion_client(emu) as c:
-        began = time.monotonic()
         assert c.get("/v1/users").status_code == 200
-        slow = time.monotonic() - began
-        began = time.monotonic()
-        c.get("/v1/users")
-        fast = time.monotonic() - began
-    assert slow >= 0.2 > fast
-    assert emu.requests[0].fault == "delay"
+        assert c.get("/v1/users").status_code == 200
+    assert slept == [0.25, 0.05]  # the delay comes on top of the latency, once
+    assert [(r.fault, r.delay) for r in emu.requests] == [("delay", 0.25), (None, 0.05)]
 
 
 def test_faulted_requests_do_not_change_state() -> None:

@@ -117,16 +117,19 @@ def test_faults_over_http() -> None:
         assert (page.status_code, page.headers["content-type"]) == (502, "text/html")
         with pytest.raises(httpx.RemoteProtocolError):
             c.get("/api/v1/users")
-        began = time.monotonic()
         assert c.get("/api/v1/users").status_code == 200
-        assert time.monotonic() - began >= 0.1
     assert [r.status for r in emu.requests] == [429, 503, 502, None, 200]
+    assert [r.delay for r in emu.requests] == [0.0, 0.0, 0.0, 0.0, 0.1]
+
+
+def emulator_threads() -> list[threading.Thread]:
+    """The emulator server's threads still alive (its accept loop and its connections)."""
+    return [t for t in threading.enumerate() if t.name.startswith("userdir-emulator-")]
 
 
 def test_read_timeout_over_http_does_not_block_shutdown() -> None:
     emu = NotionEmulator()
     emu.inject(Fault.read_timeout(), times=1)
-    began = time.monotonic()
     with (
         emu.serve() as base_url,
         httpx.Client(base_url=base_url, headers=NOTION_HEADERS, timeout=0.3) as c,
@@ -134,7 +137,7 @@ def test_read_timeout_over_http_does_not_block_shutdown() -> None:
         with pytest.raises(httpx.ReadTimeout):
             c.get("/v1/users")
         assert c.get("/v1/users").status_code == 200
-    assert time.monotonic() - began < 5
+    assert emulator_threads() == []  # the handler that never answers was released
     assert emu.requests[0].fault == "read_timeout"
     assert emu.requests[0].status is None
 
@@ -142,7 +145,6 @@ def test_read_timeout_over_http_does_not_block_shutdown() -> None:
 def test_hanging_request_is_released_on_shutdown() -> None:
     emu = NotionEmulator()
     emu.inject(Fault.timeout_after_processing(), times=1)
-    began = time.monotonic()
     with emu.serve() as base_url, httpx.Client(base_url=base_url, timeout=10) as c:
         errors: list[Exception] = []
 
@@ -156,9 +158,9 @@ def test_hanging_request_is_released_on_shutdown() -> None:
         caller.start()
         while not emu.requests:
             time.sleep(0.01)
-    caller.join(5)
+    caller.join(5)  # a guard against hanging the suite, not a speed check
     assert not caller.is_alive()
-    assert time.monotonic() - began < 5
+    assert emulator_threads() == []
     assert len(errors) == 1
 
 
@@ -178,17 +180,16 @@ def test_after_processing_over_http(fault: Fault) -> None:
 def test_async_clients_overlap_over_http() -> None:
     emu = NotionEmulator(latency=0.2)
 
-    async def run(base_url: str) -> float:
+    async def run(base_url: str) -> None:
         async with httpx.AsyncClient(base_url=base_url, headers=NOTION_HEADERS) as c:
-            began = time.monotonic()
             responses = await asyncio.gather(*(c.get("/v1/users") for _ in range(6)))
             assert all(r.status_code == 200 for r in responses)
-            return time.monotonic() - began
 
     with emu.serve() as base_url:
-        elapsed = asyncio.run(run(base_url))
-    assert elapsed < 0.2 * 3
+        asyncio.run(run(base_url))
     log = emu.requests
+    assert len(log) == 6
+    # every request arrived before any was answered: the latencies overlapped
     assert max(r.started_at for r in log) < min(r.finished_at for r in log)
 
 

@@ -119,7 +119,8 @@ class RecordedRequest:
     status answered, or None when no answer was sent (dropped or timed out). ``fault`` is the
     `Fault.kind` injected into this request, or None. ``started_at`` / ``finished_at`` are
     `time.monotonic` readings taken when the request arrived and when its outcome was decided
-    (after the latency), so overlapping intervals prove concurrent requests.
+    (after the latency), so overlapping intervals prove concurrent requests. ``delay`` is the
+    seconds the emulator waited before deciding it: its latency plus any `Fault.delay`.
     """
 
     method: str
@@ -133,6 +134,7 @@ class RecordedRequest:
     fault: str | None
     started_at: float
     finished_at: float
+    delay: float = 0.0
 
     @property
     def json(self) -> Any:
@@ -160,6 +162,7 @@ class Pending:
     body: bytes
     fault: Fault | None
     started_at: float
+    delay: float = 0.0
 
 
 @attrs.frozen
@@ -399,7 +402,8 @@ class Emulator:
 
     def _delay_for(self, pending: Pending) -> float:
         extra = pending.fault.seconds if pending.fault is not None else 0.0
-        return self.latency + extra
+        pending.delay = self.latency + extra
+        return pending.delay
 
     def _fault_reply(self, fault: Fault) -> Reply:
         assert fault.code is not None
@@ -441,5 +445,6 @@ class Emulator:
                     fault=kind,
                     started_at=pending.started_at,
                     finished_at=time.monotonic(),
+                    delay=pending.delay,
                 )
         return outcome
