@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -15,7 +16,10 @@ import stamina
 from pytest_httpx import HTTPXMock
 
 import userdir
-from userdir._http import TokenBucket, encode_segment, parse_retry_after
+from hypothesis import given
+from hypothesis import strategies as st
+
+from userdir._http import TokenBucket, encode_query, encode_segment, parse_retry_after
 
 from .conftest import TOKEN
 from .dummy import BASE, DummyDialect, page
@@ -316,6 +320,27 @@ def test_encode_segment() -> None:
     assert encode_segment(".") == "%2E"
     assert encode_segment("usr_1") == "usr_1"
     assert encode_segment("a b\r\n") == "a%20b%0D%0A"
+
+
+def test_encode_query_examples() -> None:
+    assert encode_query((("page", "2"), ("limit", "100"))) == "page=2&limit=100"
+    assert encode_query((("email", "a+b@x.org"),)) == "email=a%2Bb%40x.org"
+    assert encode_query((("q", "a&b=c#d e/%"),)) == "q=a%26b%3Dc%23d%20e%2F%25"
+
+
+_SENDABLE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@given(st.lists(st.tuples(_SENDABLE_TEXT.filter(bool), _SENDABLE_TEXT), max_size=5))
+def test_encode_query_round_trips_through_httpx(params: list[tuple[str, str]]) -> None:
+    query = encode_query(tuple(params))
+    assert not set(query) - set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%=&"
+    )
+    url = httpx.URL("http://x/p?" + query)
+    assert url.path == "/p"
+    # what a server reads back (httpx's own QueryParams groups repeated names)
+    assert parse_qsl(url.query.decode("ascii"), keep_blank_values=True) == params
 
 
 def test_token_bucket_books_slots(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,6 +116,11 @@ class Retries:
         )
 
 
+def encode_query(params: tuple[tuple[str, str], ...]) -> str:
+    """Percent-encode query parameters: everything but RFC 3986's unreserved characters."""
+    return "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params)
+
+
 def encode_segment(segment: str) -> str:
     """Percent-encode one path segment, including ``/``, ``?``, ``#``, ``%`` and dots."""
     quoted = quote(segment, safe="")
@@ -291,12 +296,10 @@ class _EngineBase:
 
     def build(self, client: httpx.Client | httpx.AsyncClient, request: Request) -> httpx.Request:
         try:
-            return client.build_request(
-                request.method,
-                self.base_url + self.url_path(request),
-                params=list(request.params) if request.params else None,
-                json=request.json,
-            )
+            url = self.base_url + self.url_path(request)
+            if request.params:  # encoded here: a third of the cost of httpx's params=
+                url += "?" + encode_query(request.params)
+            return client.build_request(request.method, url, json=request.json)
         except (ValueError, TypeError) as exc:
             # A value that cannot go on the wire: a lone surrogate (not UTF-8), NaN or
             # an object that is not JSON in a body. Nothing was sent.
@@ -326,16 +329,26 @@ class _EngineBase:
 
         return hook
 
-    def retry_context(self, request: Request) -> Any:
+    def retry_context(self, request: Request, spent: float) -> Any:
+        """Stamina's attempts for a request whose first attempt failed ``spent`` ago.
+
+        The first attempt runs outside stamina, which then costs nothing when it succeeds
+        (nearly always); its failure is raised again as stamina's attempt 1, so attempts,
+        backoff, the time budget and instrumentation all stay stamina's.
+        """
         policy = self.retries
         assert policy is not None
         return stamina.retry_context(
             on=self.retry_hook(request),
             attempts=policy.attempts,
-            timeout=policy.timeout,
+            timeout=max(0.0, policy.timeout - spent),
             wait_initial=policy.wait_initial,
             wait_max=policy.wait_max,
         )
+
+    def may_retry(self, request: Request, exc: Exception) -> bool:
+        """Whether a failed first attempt goes on to stamina's retries."""
+        return self.retries is not None and self.retry_hook(request)(exc) is not False
 
     # -- answers ------------------------------------------------------------
 
@@ -442,11 +455,20 @@ class SyncEngine(_EngineBase):
         can hold busy work back until the network is busy for it.
         """
         sent = _once_only(on_sent)
+        began = time.monotonic()
+        first: Exception | None = None
         try:
-            if self.retries is None:
+            try:
                 return self._once(request, 1, sent)
-            for attempt in self.retry_context(request):
+            except Exception as exc:
+                if not self.may_retry(request, exc):
+                    raise
+                first = exc
+            for attempt in self.retry_context(request, time.monotonic() - began):
                 with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
                     return self._once(request, attempt.num, sent)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
@@ -507,11 +529,20 @@ class AsyncEngine(_EngineBase):
         answer is in or the request failed).
         """
         sent = _once_only(on_sent)
+        began = time.monotonic()
+        first: Exception | None = None
         try:
-            if self.retries is None:
+            try:
                 return await self._once(request, 1, sent)
-            async for attempt in self.retry_context(request):
+            except Exception as exc:
+                if not self.may_retry(request, exc):
+                    raise
+                first = exc
+            async for attempt in self.retry_context(request, time.monotonic() - began):
                 with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
                     return await self._once(request, attempt.num, sent)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:

@@ -244,11 +244,18 @@ class PagePlan:
             self.last = max(page_no, self.first + page.total_pages - 1)
         if not page.has_more:
             self.last = page_no
-        fresh = []
-        for user in page.users:
-            if user.id not in self.seen_ids:
-                self.seen_ids.add(user.id)
-                fresh.append(user)
+        seen = self.seen_ids
+        ids = [user.id for user in page.users]
+        if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
+            before = len(seen)
+            seen.update(ids)
+            fresh = page.users if len(seen) - before == len(ids) else _first_sightings(page.users)
+        else:
+            fresh = []
+            for user in page.users:
+                if user.id not in seen:
+                    seen.add(user.id)
+                    fresh.append(user)
         if not fresh and not self.done:
             self.stalled += 1
             if self.stalled >= MAX_STALLED_PAGES:
@@ -273,6 +280,17 @@ class PagePlan:
     def grow(self) -> None:
         """The caller waited on the network: allow twice as many pages in flight."""
         self.window = min(self.max_window, self.window * 2)
+
+
+def _first_sightings(users: list[DirectoryUser]) -> list[DirectoryUser]:
+    """``users`` without the repeats of an id within the list (the first one stays)."""
+    taken: set[str] = set()
+    kept = []
+    for user in users:
+        if user.id not in taken:
+            taken.add(user.id)
+            kept.append(user)
+    return kept
 
 
 class WaitDetector:

@@ -27,9 +27,13 @@ from ..errors import (
     UnsupportedOperationError,
     error_class_for_status,
 )
-from ..models import Capabilities, DirectoryUser, NewUser, UserChanges
+from ..models import Capabilities, DirectoryUser, NewUser, UserChanges, UserKind, UserStatus
 
 __all__ = [
+    "BOT",
+    "PERSON",
+    "STR_OR_NONE",
+    "UNKNOWN_STATUS",
     "Dialect",
     "Envelope",
     "ListPage",
@@ -52,6 +56,13 @@ Paging = Literal["cursor", "pages_total", "pages_has_more"]
 T = TypeVar("T")
 
 MAX_ID_LENGTH = 256
+
+# Enum members read once: looking them up on the class costs more than a global, and
+# the fast mapping paths use them for every user.
+PERSON = UserKind.PERSON
+BOT = UserKind.BOT
+UNKNOWN_STATUS = UserStatus.UNKNOWN
+STR_OR_NONE = (str, type(None))
 
 
 @attrs.frozen

@@ -27,8 +27,12 @@ from ..errors import (
     UserNotFoundError,
     error_class_for_status,
 )
-from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind, UserStatus
+from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind
 from ._base import (
+    BOT,
+    PERSON,
+    STR_OR_NONE,
+    UNKNOWN_STATUS,
     Dialect,
     Envelope,
     check_id,
@@ -107,12 +111,8 @@ class NotionUser:
 _converter = make_converter()
 
 
-_STR_OR_NONE = (str, type(None))
 _DICT_OR_NONE = (dict, type(None))
 _BOT_KEYS = ("owner", "workspace_name", "workspace_id", "workspace_limits")
-_PERSON = UserKind.PERSON
-_BOT = UserKind.BOT
-_UNKNOWN = UserStatus.UNKNOWN
 
 
 def _fields(
@@ -136,7 +136,7 @@ def _fields(
         "avatar_url": avatar_url,
         "kind": kind,
         "role": None,
-        "status": _UNKNOWN,
+        "status": UNKNOWN_STATUS,
         "created_at": None,
         "updated_at": None,
         "last_login_at": None,
@@ -153,8 +153,8 @@ def _fast_user(d: Any) -> DirectoryUser:
         d["object"] != "user"
         or type(user_id) is not str
         or not user_id.strip()
-        or not isinstance(name, _STR_OR_NONE)
-        or not isinstance(avatar, _STR_OR_NONE)
+        or not isinstance(name, STR_OR_NONE)
+        or not isinstance(avatar, STR_OR_NONE)
     ):
         raise TypeError
     extra: Mapping[str, Any] = _EMPTY
@@ -164,28 +164,28 @@ def _fast_user(d: Any) -> DirectoryUser:
         if person is not None:
             email = person.get("email")
             verified = person.get("email_verified")
-            if not isinstance(email, _STR_OR_NONE) or (
+            if not isinstance(email, STR_OR_NONE) or (
                 verified is not None and type(verified) is not bool
             ):
                 raise TypeError
             if verified is not None:
                 extra = MappingProxyType({"email_verified": verified})
-        user_kind = _PERSON
+        user_kind = PERSON
     elif kind == "bot" and "person" not in d:
         bot = d.get("bot")
         if bot:
             owner, workspace_name, workspace_id, limits = (bot.get(k) for k in _BOT_KEYS)
             if not (
                 isinstance(owner, _DICT_OR_NONE)
-                and isinstance(workspace_name, _STR_OR_NONE)
-                and isinstance(workspace_id, _STR_OR_NONE)
+                and isinstance(workspace_name, STR_OR_NONE)
+                and isinstance(workspace_id, STR_OR_NONE)
                 and isinstance(limits, _DICT_OR_NONE)
             ):
                 raise TypeError
             extra = MappingProxyType({k: bot[k] for k in _BOT_KEYS if bot.get(k) is not None})
         elif bot is not None and type(bot) is not dict:
             raise TypeError
-        user_kind = _BOT
+        user_kind = BOT
     else:
         raise TypeError
     return DirectoryUser._trusted(
@@ -216,7 +216,7 @@ def _finish(native: NotionUser, raw: Mapping[str, Any], what: str) -> DirectoryU
         email = native.person.email
         if native.person.email_verified is not None:
             extra["email_verified"] = native.person.email_verified
-    kind = _BOT if is_bot else _PERSON
+    kind = BOT if is_bot else PERSON
     return DirectoryUser(
         **_fields(native.id, email, native.name, native.avatar_url, kind, extra, raw)
     )

@@ -15,8 +15,11 @@ import httpx
 
 from .._http import Request
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
-from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind, UserStatus
+from ..models import _EMPTY, Capabilities, DirectoryUser
 from ._base import (
+    PERSON,
+    STR_OR_NONE,
+    UNKNOWN_STATUS,
     Dialect,
     Envelope,
     check_email,
@@ -50,7 +53,6 @@ class OrgUser:
 
 
 _converter = make_converter()
-_STR_OR_NONE = (str, type(None))
 
 
 def _join_name(first: str | None, last: str | None) -> str | None:
@@ -82,9 +84,9 @@ def _fields(
         "family_name": last_name or None,
         "username": username,
         "avatar_url": picture_url,
-        "kind": UserKind.PERSON,
+        "kind": PERSON,
         "role": user_role,
-        "status": UserStatus.UNKNOWN,
+        "status": UNKNOWN_STATUS,
         "created_at": None,
         "updated_at": None,
         "last_login_at": None,
@@ -107,13 +109,13 @@ def _fast_user(d: Any) -> DirectoryUser:
     if not (
         type(user_id) is str
         and user_id.strip()
-        and isinstance(email, _STR_OR_NONE)
-        and isinstance(username, _STR_OR_NONE)
-        and isinstance(first, _STR_OR_NONE)
-        and isinstance(last, _STR_OR_NONE)
-        and isinstance(picture, _STR_OR_NONE)
-        and isinstance(role, _STR_OR_NONE)
-        and isinstance(calendar, _STR_OR_NONE)
+        and isinstance(email, STR_OR_NONE)
+        and isinstance(username, STR_OR_NONE)
+        and isinstance(first, STR_OR_NONE)
+        and isinstance(last, STR_OR_NONE)
+        and isinstance(picture, STR_OR_NONE)
+        and isinstance(role, STR_OR_NONE)
+        and isinstance(calendar, STR_OR_NONE)
     ):
         raise TypeError
     return DirectoryUser._trusted(

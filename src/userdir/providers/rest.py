@@ -14,8 +14,11 @@ import attrs
 
 from .._http import Request
 from ..errors import InvalidArgumentError
-from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserKind, UserStatus
+from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
 from ._base import (
+    PERSON,
+    STR_OR_NONE,
+    UNKNOWN_STATUS,
     Dialect,
     Envelope,
     check_email,
@@ -32,6 +35,8 @@ from ._base import (
 __all__ = ["RestDialect"]
 
 STATUSES = {s.value: s for s in (UserStatus.ACTIVE, UserStatus.INACTIVE, UserStatus.PENDING)}
+# what each status value maps to, None (not sent) included; anything else is UNKNOWN
+_STATUS_OF: dict[str | None, UserStatus] = {None: UserStatus.UNKNOWN, **STATUSES}
 
 
 @attrs.frozen
@@ -52,15 +57,14 @@ class RestUser:
 _converter = make_converter()
 
 
-_STR_OR_NONE = (str, type(None))
+_fromisoformat = datetime.fromisoformat
 
 
-def _opt_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
+def _time(value: Any) -> datetime:
+    """A timestamp the service sent (not None): parse_datetime's answer, faster."""
     if type(value) is str and 10 <= len(value) <= 40:
-        try:  # the common case, inline: parse_datetime gives the same answer, slower
-            parsed = datetime.fromisoformat(value)
+        try:  # the common case, inline
+            parsed = _fromisoformat(value)
         except ValueError:
             return parse_datetime(value)
         if parsed.tzinfo is not None:
@@ -81,12 +85,15 @@ def _fields(
     raw: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The one mapping of REST values to every ``DirectoryUser`` field (both paths)."""
-    known = STATUSES.get(status) if status is not None else UserStatus.UNKNOWN
-    extra: dict[str, Any] = {}
-    if known is None:
-        extra["status"] = status
-    if settings is not None:
-        extra["settings"] = settings
+    known = _STATUS_OF.get(status)
+    extra: Mapping[str, Any] = _EMPTY
+    if known is None or settings is not None:
+        values: dict[str, Any] = {}
+        if known is None:
+            values["status"] = status
+        if settings is not None:
+            values["settings"] = settings
+        extra = MappingProxyType(values)
     return {
         "id": user_id,
         "provider": "rest",
@@ -96,34 +103,36 @@ def _fields(
         "family_name": None,
         "username": None,
         "avatar_url": None,
-        "kind": UserKind.PERSON,
+        "kind": PERSON,
         "role": role,
-        "status": known or UserStatus.UNKNOWN,
+        "status": known or UNKNOWN_STATUS,
         "created_at": created_at,
         "updated_at": updated_at,
         "last_login_at": last_login,
-        "extra": MappingProxyType(extra) if extra else _EMPTY,
+        "extra": extra,
         "raw": raw,
     }
 
 
 def _fast_user(d: Any) -> DirectoryUser:
     """Well-formed payloads straight to the model; anything else raises (see map_payload)."""
+    get = d.get
     user_id, email, name, role, status, settings = (
         d["id"],
-        d.get("email"),
-        d.get("name"),
-        d.get("role"),
-        d.get("status"),
-        d.get("settings"),
+        get("email"),
+        get("name"),
+        get("role"),
+        get("status"),
+        get("settings"),
     )
+    created, updated, login = get("created_at"), get("updated_at"), get("last_login")
     if not (
         type(user_id) is str
         and user_id.strip()
-        and isinstance(email, _STR_OR_NONE)
-        and isinstance(name, _STR_OR_NONE)
-        and isinstance(role, _STR_OR_NONE)
-        and isinstance(status, _STR_OR_NONE)
+        and isinstance(email, STR_OR_NONE)
+        and isinstance(name, STR_OR_NONE)
+        and isinstance(role, STR_OR_NONE)
+        and isinstance(status, STR_OR_NONE)
         and (settings is None or type(settings) is dict)
     ):
         raise TypeError
@@ -133,9 +142,9 @@ def _fast_user(d: Any) -> DirectoryUser:
         name,
         role,
         status,
-        _opt_time(d.get("created_at")),
-        _opt_time(d.get("updated_at")),
-        _opt_time(d.get("last_login")),
+        created if created is None else _time(created),
+        updated if updated is None else _time(updated),
+        login if login is None else _time(login),
         settings,
         MappingProxyType(d),
     )
