@@ -13,12 +13,11 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import stamina
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_httpx import HTTPXMock
 
 import userdir
-from hypothesis import given
-from hypothesis import strategies as st
-
 from userdir._http import TokenBucket, encode_query, encode_segment, parse_retry_after
 
 from .conftest import TOKEN

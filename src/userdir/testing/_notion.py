@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _names
-from ._base import Emulator, Reply, bearer_ok, json_reply, parse_int
+from ._base import Emulator, Reply, bearer_ok, json_bytes, json_reply, list_reply, parse_int
 
 __all__ = ["NotionEmulator"]
 
@@ -93,6 +93,8 @@ class NotionEmulator(Emulator):
         self._users: dict[str, dict[str, Any]] = {}
         self._order: list[str] = []
         self._pos: dict[str, int] = {}
+        # each listed user's JSON, by id and email capability (users never change here)
+        self._encoded: dict[tuple[str, bool], bytes] = {}
         #: Id of the integration's own bot user (the answer of ``/v1/users/me``).
         self.bot_id = self._store(
             {
@@ -202,6 +204,8 @@ class NotionEmulator(Emulator):
         if key == self.bot_id:
             raise ValueError("the integration's own bot cannot be removed")
         del self._users[key]
+        self._encoded.pop((key, True), None)
+        self._encoded.pop((key, False), None)
         if key in self._pos:
             self._order.remove(key)
             self._pos = {uid: i for i, uid in enumerate(self._order)}
@@ -214,6 +218,13 @@ class NotionEmulator(Emulator):
         if not self.email_capability and user["type"] == "person" and user["person"]:
             return {**user, "person": {}}
         return user
+
+    def _encoded_user(self, user_id: str) -> bytes:
+        key = (user_id, self.email_capability)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = json_bytes(self._render(self._users[user_id]))
+        return encoded
 
     def _listed_users(self) -> list[dict[str, Any]]:
         return [copy.deepcopy(self._render(self._users[uid])) for uid in self._order]
@@ -315,15 +326,16 @@ class NotionEmulator(Emulator):
             start = self._pos[key]
         end = start + page_size
         has_more = end < len(self._order)
-        return json_reply(
-            200,
+        return list_reply(
             {
                 "object": "list",
-                "results": [self._render(self._users[uid]) for uid in self._order[start:end]],
+                "results": [],
                 "next_cursor": self._order[end] if has_more else None,
                 "has_more": has_more,
                 "type": "user",
                 "user": {},
                 "request_id": str(uuid.uuid4()),
             },
+            "results",
+            [self._encoded_user(uid) for uid in self._order[start:end]],
         )
