@@ -258,6 +258,25 @@ def test_without_email_capability_no_email_is_shown() -> None:
     assert "ada@example.com" not in json.dumps(emu.users)
 
 
+def test_listing_follows_changes_after_a_page_was_served() -> None:
+    emu = NotionEmulator()
+    user_id = emu.add_user(name="Ada", email="ada@example.com", id="1" * 32)
+
+    def listed() -> dict[str, Any]:
+        with client(emu) as c:
+            return {u["id"]: u for u in c.get("/v1/users").json()["results"]}
+
+    assert listed()[user_id]["person"] == {"email": "ada@example.com"}
+    emu.email_capability = False
+    assert listed()[user_id]["person"] == {}
+    emu.email_capability = True
+    assert emu.remove_user(user_id)
+    assert user_id not in listed()
+    emu.add_user(name="Ada Lovelace", email="ada@new.example", id="1" * 32)
+    assert listed()[user_id]["name"] == "Ada Lovelace"
+    assert listed()[user_id]["person"] == {"email": "ada@new.example"}
+
+
 def test_add_user_validation() -> None:
     emu = NotionEmulator()
     user_id = emu.add_user(name="A", id="0" * 32)
