@@ -13,6 +13,7 @@ import userdir
 from userdir import UserKind, UserStatus
 from userdir.providers.notion import ERROR_CODES, NotionDialect
 
+from .concurrency import slow
 from .conftest import TOKEN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notion"
@@ -199,6 +200,101 @@ def test_cursor_is_carried_and_three_pages_yield_in_order(
         {"page_size": "100", "start_cursor": "cur-2"},
         {"page_size": "100", "start_cursor": "cur-3"},
     ]
+
+
+# -- the next request leaves before the page is decoded ------------------------------
+
+
+def compact(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def test_peek_next_cursor_reads_the_last_plain_cursor() -> None:
+    peek = NotionDialect.peek_next_cursor
+    users = [person(uid(1), "a@x.io")]
+    assert peek(compact(listing(users, uid(2)))) == uid(2)
+    assert peek(compact(listing(users))) is None  # null: the last page
+    assert peek(json.dumps(listing(users, uid(2)), indent=1).encode()) is None  # not compact
+    assert peek(compact(listing(users, 'a"b'))) is None  # an escape: no guess
+    assert peek(compact(listing(users, "x" * 300))) is None
+    assert peek(b'{"next_cursor":"abc') is None  # cut short
+    assert peek(b"") is None
+
+
+def cursor_pages(count: int, stray: dict[int, str]) -> dict[str | None, bytes]:
+    """``count`` one-user pages chained by cursor; ``stray[n]`` puts a user's own
+    ``next_cursor`` field after page n's real one, so reading the raw body guesses wrong."""
+    bodies: dict[str | None, bytes] = {}
+    for n in range(1, count + 1):
+        user = person(uid(n), f"u{n}@x.io")
+        if n in stray:
+            user["next_cursor"] = stray[n]
+        own = uid(n + 1) if n < count else None
+        envelope = {"object": "list", "next_cursor": own, "has_more": own is not None}
+        bodies[uid(n) if n > 1 else None] = compact({**envelope, "results": [user]})
+    return bodies
+
+
+def serve_pages(httpx_mock: HTTPXMock, mode: str, bodies: dict[str | None, bytes]) -> None:
+    def answer(request: Any) -> Any:
+        import httpx
+
+        cursor = request.url.params.get("start_cursor")
+        if cursor not in bodies:
+            return httpx.Response(
+                400,
+                json={
+                    "object": "error",
+                    "status": 400,
+                    "code": "validation_error",
+                    "message": f"The start_cursor provided is invalid: {cursor}",
+                },
+            )
+        return httpx.Response(200, content=bodies[cursor])
+
+    # a round trip each: the blocking walk hands over to its walker thread after three
+    httpx_mock.add_callback(slow(answer, mode, 0.005), is_reusable=True)
+
+
+def sent_cursors(httpx_mock: HTTPXMock) -> list[str | None]:
+    return [r.url.params.get("start_cursor") for r in httpx_mock.get_requests()]
+
+
+def test_right_guesses_cost_no_extra_request(
+    connect: Any, httpx_mock: HTTPXMock, mode: str
+) -> None:
+    serve_pages(httpx_mock, mode, cursor_pages(7, {}))
+    users = list(connect("notion", token=TOKEN).iter_users())
+    assert [u.id for u in users] == [uid(n) for n in range(1, 8)]
+    assert sent_cursors(httpx_mock) == [None] + [uid(n) for n in range(2, 8)]
+
+
+def test_a_wrong_guess_is_dropped_and_the_real_cursor_followed(
+    connect: Any, httpx_mock: HTTPXMock, mode: str
+) -> None:
+    # page 5 is read by the walker thread in the blocking walk, and by the async walk
+    serve_pages(httpx_mock, mode, cursor_pages(7, {5: "stray-cursor", 7: "stray-last"}))
+    users = list(connect("notion", token=TOKEN).iter_users())
+    assert [u.id for u in users] == [uid(n) for n in range(1, 8)]
+    sent = sent_cursors(httpx_mock)
+    assert sorted(c for c in sent if c and c.startswith("stray")) == ["stray-cursor", "stray-last"]
+    assert [c for c in sent if not (c and c.startswith("stray"))] == [None] + [
+        uid(n) for n in range(2, 8)
+    ]
+
+
+def test_a_bad_page_raises_though_the_guessed_request_left(
+    connect: Any, httpx_mock: HTTPXMock, mode: str
+) -> None:
+    bodies = cursor_pages(7, {})
+    bodies[uid(5)] = bodies[uid(5)] + b"garbage"  # its cursor is readable; it is not JSON
+    serve_pages(httpx_mock, mode, bodies)
+    got: list[str] = []
+    with pytest.raises(userdir.MalformedResponseError, match="not valid JSON"):
+        got.extend(u.id for u in connect("notion", token=TOKEN).iter_users())
+    if mode == "sync":  # (the async adapter collects the whole walk first)
+        assert got == [uid(n) for n in range(1, 5)]
+    assert uid(6) in sent_cursors(httpx_mock)  # the guess went out; its page is not used
 
 
 def test_list_page(connect: Any, httpx_mock: HTTPXMock) -> None:

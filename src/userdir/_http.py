@@ -35,12 +35,14 @@ from .errors import (
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
+    "Answer",
     "AsyncEngine",
     "ErrorMapper",
     "Request",
     "Retries",
     "SyncEngine",
     "TokenBucket",
+    "encode_query",
     "encode_segment",
     "parse_retry_after",
     "redact_url",
@@ -73,6 +75,14 @@ class Request:
     def idempotent(self) -> bool:
         """Whether sending this twice is harmless (everything but POST here)."""
         return self.method != "POST"
+
+
+@attrs.frozen
+class Answer:
+    """A successful HTTP answer: its status and its body, not yet decoded."""
+
+    status: int
+    body: bytes
 
 
 @attrs.frozen
@@ -385,8 +395,8 @@ class _EngineBase:
 
     def finish(
         self, request: Request, response: httpx.Response, body: bytes, attempt: int, t0: float
-    ) -> Any:
-        """Log the answer, raise the mapped error for an HTTP error, else parse JSON."""
+    ) -> Answer:
+        """Log the answer; raise the mapped error for an HTTP error, else return it."""
         status = response.status_code
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -404,16 +414,20 @@ class _EngineBase:
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error
-        if status == 204 or not body.strip():
+        return Answer(status, body)
+
+    def decode(self, request: Request, answer: Answer) -> Any:
+        """The JSON of a successful answer (None when it has no body)."""
+        if answer.status == 204 or not answer.body.strip():
             return None
         try:
-            return json.loads(body)
+            return json.loads(answer.body)
         except (ValueError, RecursionError):
             raise MalformedResponseError(
-                f"{request.method} {self.url_path(request)}: HTTP {status} answer is not "
-                "valid JSON",
+                f"{request.method} {self.url_path(request)}: HTTP {answer.status} answer is "
+                "not valid JSON",
                 provider=self.provider,
-                status_code=status,
+                status_code=answer.status,
             ) from None
 
     def log_transport_error(self, request: Request, exc: BaseException, attempt: int) -> None:
@@ -454,6 +468,10 @@ class SyncEngine(_EngineBase):
         transport cannot tell, once the answer is in or the request failed): a caller
         can hold busy work back until the network is busy for it.
         """
+        return self.decode(request, self.fetch(request, on_sent=on_sent))
+
+    def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
+        """:meth:`request` without the JSON decoding: the successful answer, as sent."""
         sent = _once_only(on_sent)
         began = time.monotonic()
         first: Exception | None = None
@@ -475,7 +493,7 @@ class SyncEngine(_EngineBase):
             if sent is not None:
                 sent()
 
-    def _once(self, request: Request, attempt: int, sent: Callable[[], None] | None) -> Any:
+    def _once(self, request: Request, attempt: int, sent: Callable[[], None] | None) -> Answer:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
@@ -528,6 +546,10 @@ class AsyncEngine(_EngineBase):
         ``on_sent`` is called once, as soon as the request is on the wire (or once the
         answer is in or the request failed).
         """
+        return self.decode(request, await self.fetch(request, on_sent=on_sent))
+
+    async def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
+        """:meth:`request` without the JSON decoding: the successful answer, as sent."""
         sent = _once_only(on_sent)
         began = time.monotonic()
         first: Exception | None = None
@@ -549,7 +571,9 @@ class AsyncEngine(_EngineBase):
             if sent is not None:
                 sent()
 
-    async def _once(self, request: Request, attempt: int, sent: Callable[[], None] | None) -> Any:
+    async def _once(
+        self, request: Request, attempt: int, sent: Callable[[], None] | None
+    ) -> Answer:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:

@@ -19,9 +19,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Protocol, runtime_checkable
 
-from ._http import AsyncEngine, Request, SyncEngine, redact_url
+from ._http import Answer, AsyncEngine, Request, SyncEngine, redact_url
 from .emails import email_key
-from .errors import InvalidArgumentError, MalformedResponseError, UserNotFoundError
+from .errors import (
+    DirectoryError,
+    InvalidArgumentError,
+    MalformedResponseError,
+    UserNotFoundError,
+)
 from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
 from .providers._base import Dialect, Envelope, ListPage, check_email, check_page_size
 
@@ -191,6 +196,53 @@ class CursorPlan:
                 provider=self.provider,
             )
         return cursor
+
+
+class _CursorStep:
+    """One page of a cursor walk: its answer, decoded once, and the cursor after it.
+
+    A decoding error is kept, not raised, so that a walk may decode from a callback
+    (the engine's ``on_sent``) and raise it later, in its own time.
+    """
+
+    def __init__(
+        self,
+        engine: SyncEngine | AsyncEngine,
+        dialect: Dialect,
+        plan: CursorPlan,
+        request: Request,
+        answer: Answer,
+    ) -> None:
+        self.engine = engine
+        self.dialect = dialect
+        self.plan = plan
+        self.request = request
+        self.answer = answer
+        self.guessed: str | None = None
+        self.envelope: Envelope | None = None
+        self.cursor: str | None = None
+        self.error: Exception | None = None
+        self.decoded = False
+
+    def decode(self) -> None:
+        """Decode the page and find its ``next_cursor`` (once; errors are kept)."""
+        if self.decoded:
+            return
+        self.decoded = True
+        try:
+            body = self.engine.decode(self.request, self.answer)
+            self.envelope = self.dialect.parse_envelope(body)
+            self.cursor = self.plan.next_cursor(self.envelope)
+        except Exception as exc:
+            self.error = exc
+
+    def result(self) -> Envelope:
+        """The decoded page; raises its decoding error."""
+        self.decode()
+        if self.error is not None:
+            raise self.error
+        assert self.envelope is not None
+        return self.envelope
 
 
 class PagePlan:
@@ -417,6 +469,18 @@ class _DirectoryBase:
         current = self.dialect.first_page if cursor is None else int(cursor)
         return Page(users, str(current + 1) if page.has_more else None)
 
+    def _guess_next(self, step: _CursorStep, size: int, server: dict[str, str]) -> Request | None:
+        """The request for the page after ``step``'s, guessed from its raw body, or None."""
+        guessed = self.dialect.peek_next_cursor(step.answer.body)
+        if guessed is None or guessed in step.plan.seen:
+            return None
+        try:
+            request = self._list_request(guessed, size, server)
+        except DirectoryError:
+            return None
+        step.guessed = guessed
+        return request
+
     def _page_plan(self) -> PagePlan:
         return PagePlan(
             self.provider,
@@ -574,12 +638,43 @@ class HttpDirectory(_DirectoryBase):
                 stop.set()
 
         try:
-            while cursor is not None and not stop.is_set():
-                request = self._list_request(cursor, size, server)
-                body = self.engine.request(request, on_sent=release)
-                envelope = self.dialect.parse_envelope(body)
-                cursor = plan.next_cursor(envelope)
-                pending.append(envelope)
+            request = self._list_request(cursor, size, server)
+            answer = self.engine.fetch(request, on_sent=release)
+            while not stop.is_set():
+                step = _CursorStep(self.engine, self.dialect, plan, request, answer)
+                guess = self._guess_next(step, size, server)
+                if guess is None:  # decode, then ask for the next page
+                    step.decode()
+                    pending.append(step.result())
+                    if step.cursor is None:
+                        break
+                    request = self._list_request(step.cursor, size, server)
+                    answer = self.engine.fetch(request, on_sent=release)
+                    continue
+
+                # The guessed next request goes first; this page is decoded while it
+                # travels (or after, where the transport cannot tell it was sent).
+                def decode_and_release(step: _CursorStep = step) -> None:
+                    step.decode()
+                    if step.envelope is not None and step.error is None:
+                        pending.append(step.envelope)
+                        release()
+
+                failure: DirectoryError | None = None
+                try:
+                    next_answer = self.engine.fetch(guess, on_sent=decode_and_release)
+                except DirectoryError as exc:
+                    failure = exc
+                step.result()  # this page's own error, if it had one
+                if step.cursor == step.guessed:
+                    if failure is not None:
+                        raise failure
+                    request, answer = guess, next_answer
+                    continue
+                if step.cursor is None:  # a wrong guess: its answer is dropped
+                    break
+                request = self._list_request(step.cursor, size, server)
+                answer = self.engine.fetch(request, on_sent=release)
             release()
             hand_over(None)
         except Exception as exc:  # raised in the caller's thread by the consumer
@@ -749,29 +844,39 @@ class AsyncHttpDirectory(_DirectoryBase):
         self, size: int, server: dict[str, str], local: dict[str, str]
     ) -> AsyncGenerator[DirectoryUser, None]:
         plan = CursorPlan(self.provider)
-        send = self.engine.request
-        task: asyncio.Task[Any] | None = asyncio.ensure_future(
-            send(self._list_request(None, size, server))
-        )
+        request = self._list_request(None, size, server)
+        task: asyncio.Task[Answer] | None = asyncio.ensure_future(self.engine.fetch(request))
         try:
             while task is not None:
-                envelope = self.dialect.parse_envelope(await task)
-                cursor = plan.next_cursor(envelope)
-                task = None
-                if cursor is not None:
-                    # Prefetch: let the next request reach the wire before mapping blocks
-                    # the event loop.
-                    sent = asyncio.Event()
-                    task = asyncio.ensure_future(
-                        send(self._list_request(cursor, size, server), on_sent=sent.set)
-                    )
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(sent.wait(), SEND_WAIT)
+                step = _CursorStep(self.engine, self.dialect, plan, request, await task)
+                # The next request goes before this page is decoded when its cursor can
+                # be read off the raw body (checked below), else once it is decoded;
+                # either way it reaches the wire before mapping blocks the event loop.
+                guess = self._guess_next(step, size, server)
+                task = None if guess is None else await self._send_soon(guess)
+                envelope = step.result()
+                if guess is not None and step.cursor != step.guessed:
+                    assert task is not None
+                    await _cancel(task)  # a wrong guess: its answer is dropped
+                    task = None
+                if task is None and step.cursor is not None:
+                    guess = self._list_request(step.cursor, size, server)
+                    task = await self._send_soon(guess)
+                if guess is not None:
+                    request = guess
                 for user in self._keep(self.dialect.users_of(envelope), local):
                     yield user
         finally:
             if task is not None:
                 await _cancel(task)
+
+    async def _send_soon(self, request: Request) -> asyncio.Task[Answer]:
+        """Start fetching ``request``; return once it is on the wire (or shortly after)."""
+        sent = asyncio.Event()
+        task = asyncio.ensure_future(self.engine.fetch(request, on_sent=sent.set))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(sent.wait(), SEND_WAIT)
+        return task
 
     async def _iter_pages(
         self, size: int, server: dict[str, str], local: dict[str, str]

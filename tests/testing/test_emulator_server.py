@@ -164,6 +164,27 @@ def test_hanging_request_is_released_on_shutdown() -> None:
     assert len(errors) == 1
 
 
+def test_a_long_latency_is_cut_short_by_shutdown() -> None:
+    emu = NotionEmulator(latency=60.0)
+    with emu.serve() as base_url, httpx.Client(base_url=base_url, timeout=30) as c:
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(c.get("/v1/users", headers=NOTION_HEADERS).status_code)
+            except httpx.TransportError as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        while emu._seq == 0:  # until the request has arrived (and waits out its latency)
+            time.sleep(0.01)
+    caller.join(10)  # a guard against hanging the suite, not a speed check
+    assert not caller.is_alive()
+    assert emulator_threads() == []
+    assert len(outcome) == 1
+
+
 @pytest.mark.parametrize("fault", [Fault.drop_after_processing(), Fault.timeout_after_processing()])
 def test_after_processing_over_http(fault: Fault) -> None:
     emu = RestEmulator()

@@ -148,6 +148,16 @@ class Dialect:
         """Map a well-formed user payload, or raise anything (then ``parse_item`` explains)."""
         raise NotImplementedError
 
+    @staticmethod
+    def peek_next_cursor(body: bytes) -> str | None:
+        """A cheap guess at a cursor page's ``next_cursor``, read off the raw body.
+
+        Cursor walks send the guessed next request before decoding the page, and check
+        the guess once it is decoded (a wrong guess costs one wasted request, never a
+        wrong result). None, the default, means "no guess": decode first.
+        """
+        return None
+
     def users_of(self, envelope: Envelope) -> list[DirectoryUser]:
         """Map every user payload of a checked envelope, in order."""
         if envelope.mapped:

@@ -112,6 +112,8 @@ _converter = make_converter()
 
 
 _DICT_OR_NONE = (dict, type(None))
+_NEXT_CURSOR_KEY = b'"next_cursor":"'
+_PLAIN_CURSOR = re.compile(rb"[A-Za-z0-9_-]{1,256}")
 _BOT_KEYS = ("owner", "workspace_name", "workspace_id", "workspace_limits")
 
 
@@ -297,6 +299,22 @@ class NotionDialect(Dialect):
 
     fast_item = staticmethod(_fast_user)
     parse_item = staticmethod(parse_user)
+
+    @staticmethod
+    def peek_next_cursor(body: bytes) -> str | None:
+        """The last ``"next_cursor":"..."`` of a compact body, if it is a plain token.
+
+        Notion sends the envelope's keys after ``results``, so the last match is the
+        page's own cursor; the walk checks it against the decoded page in any case.
+        """
+        at = body.rfind(_NEXT_CURSOR_KEY)
+        if at < 0:
+            return None
+        start = at + len(_NEXT_CURSOR_KEY)
+        match = _PLAIN_CURSOR.match(body, start)
+        if match is None or body[match.end() : match.end() + 1] != b'"':
+            return None
+        return match.group().decode("ascii")
 
     def parse_envelope(self, body: Any) -> Envelope:
         """Check a ``list`` object: ``results``, ``has_more``, ``next_cursor``."""
