@@ -320,7 +320,11 @@ def check_user(user: object, provider: str) -> None:
         value = getattr(user, field)
         assert value is None or (isinstance(value, datetime) and value.tzinfo is not None)
     assert user.email_key is None or isinstance(user.email_key, str)
+    # everything a caller does with a user works, however the payload was nested
     str(user.to_scim())
+    json.dumps(user.to_dict(include_raw=True))
+    assert repr(user.id) in repr(user)
+    assert user == user and hash(user) == hash(user)
 
 
 def check_page(page: object, provider: str) -> None:
@@ -775,3 +779,43 @@ def test_fast_path_equals_detailed_path(provider: str) -> None:
 
     check()
     assert compared > EXAMPLES // 10  # the fast path took a fair share of the payloads
+
+
+@pytest.mark.parametrize("depth", [30, 900])
+@pytest.mark.parametrize(
+    ("provider", "user"),
+    [
+        ("rest", lambda deep: {"id": "u1", "settings": {"theme": deep}, "extra_field": deep}),
+        ("org_api", lambda deep: {"id": "u1", "unknown": deep}),
+        (
+            "notion",
+            lambda deep: {
+                "object": "user",
+                "id": "6794760a-1f15-45cd-9c65-0dfe42f5135a",
+                "type": "bot",
+                "bot": {"owner": {"type": "user", "user": deep}},
+                "unknown": deep,
+            },
+        ),
+    ],
+    ids=["rest", "org_api", "notion"],
+)
+def test_deeply_nested_values_are_usable_or_refused(
+    provider: str, user: Callable[[Any], Any], depth: int
+) -> None:
+    parsed = outcome(lambda: DIALECTS[provider].parse_item(user(_nest(depth))))
+    if depth <= 30:  # a plausible depth maps
+        assert parsed is not None
+    if parsed is not None:
+        check_user(parsed, provider)
+
+
+def test_settings_nesting_limit_is_exact() -> None:
+    from userdir.providers._base import MAX_NESTING
+
+    rest = DIALECTS["rest"]
+    # settings itself is one level: MAX_NESTING levels in all map, one more is refused
+    fits = rest.parse_item({"id": "u1", "settings": {"k": _nest(MAX_NESTING - 1)}})
+    assert fits.extra["settings"] == {"k": _nest(MAX_NESTING - 1)}
+    with pytest.raises(userdir.MalformedResponseError, match=r"user\.settings: nested deeper"):
+        rest.parse_item({"id": "u1", "settings": {"k": _nest(MAX_NESTING)}}, "user")

@@ -56,16 +56,37 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+def _json_scalar(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
     return value
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with mappings as dicts, tuples as lists, datetimes and enums as strings.
+
+    Iterative, not recursive: a service's raw payload may nest as deeply as its JSON
+    did, and converting it must not run into the recursion limit.
+    """
+    root: list[Any] = [None]
+    todo: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while todo:
+        item, into, key = todo.pop()
+        if isinstance(item, Mapping):
+            out: dict[str, Any] = {}
+            into[key] = out
+            for name, child in item.items():
+                out[str(name)] = None  # keeps the order; filled in below
+                todo.append((child, out, str(name)))
+        elif isinstance(item, (list, tuple)):
+            items: list[Any] = [None] * len(item)
+            into[key] = items
+            todo.extend((child, items, i) for i, child in enumerate(item))
+        else:
+            into[key] = _json_scalar(item)
+    return root[0]
 
 
 @attrs.frozen(kw_only=True, slots=False)

@@ -31,6 +31,7 @@ from ..models import Capabilities, DirectoryUser, NewUser, UserChanges, UserKind
 
 __all__ = [
     "BOT",
+    "MAX_NESTING",
     "PERSON",
     "STR_OR_NONE",
     "UNKNOWN_STATUS",
@@ -47,9 +48,11 @@ __all__ = [
     "expect_object",
     "make_converter",
     "map_payload",
+    "nesting_exceeds",
     "page_cursor",
     "parse_datetime",
     "require_id",
+    "require_shallow",
 ]
 
 Paging = Literal["cursor", "pages_total", "pages_has_more"]
@@ -472,6 +475,42 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         return repr(value[:40])
     return _json_type(value)
+
+
+#: How deeply a free-form value kept in ``extra`` may nest dicts and lists. Deeper is
+#: refused as malformed: no directory needs it, and it would make ``==``, ``repr`` and
+#: ``to_dict`` of the user run into Python's recursion limit.
+MAX_NESTING = 32
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` nests dicts and lists more than ``limit`` levels (no recursion)."""
+    level = [value]
+    depth = 0
+    while True:
+        inner: list[Any] = []
+        containers = False
+        for item in level:
+            if isinstance(item, dict):
+                inner.extend(item.values())
+                containers = True
+            elif isinstance(item, list):
+                inner.extend(item)
+                containers = True
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = inner
+
+
+def require_shallow(provider: str, value: Any, what: str) -> None:
+    """Refuse a free-form value nested deeper than :data:`MAX_NESTING`."""
+    if nesting_exceeds(value):
+        raise MalformedResponseError(
+            f"{what}: nested deeper than {MAX_NESTING} levels", provider=provider
+        )
 
 
 def require_id(provider: str, user_id: str, what: str) -> None:

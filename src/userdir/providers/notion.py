@@ -42,7 +42,9 @@ from ._base import (
     expect_object,
     make_converter,
     map_payload,
+    nesting_exceeds,
     require_id,
+    require_shallow,
 )
 
 __all__ = ["DEFAULT_NOTION_VERSION", "NotionDialect"]
@@ -182,6 +184,8 @@ def _fast_user(d: Any) -> DirectoryUser:
                 and isinstance(workspace_name, STR_OR_NONE)
                 and isinstance(workspace_id, STR_OR_NONE)
                 and isinstance(limits, _DICT_OR_NONE)
+                and not nesting_exceeds(owner)
+                and not nesting_exceeds(limits)
             ):
                 raise TypeError
             extra = MappingProxyType({k: bot[k] for k in _BOT_KEYS if bot.get(k) is not None})
@@ -213,6 +217,7 @@ def _finish(native: NotionUser, raw: Mapping[str, Any], what: str) -> DirectoryU
             for key in _BOT_KEYS:
                 value = getattr(native.bot, key)
                 if value is not None:
+                    require_shallow(NotionDialect.name, value, f"{what}.bot.{key}")
                     extra[key] = value
     elif native.person is not None:
         email = native.person.email

@@ -27,9 +27,11 @@ from ._base import (
     expect_object,
     make_converter,
     map_payload,
+    nesting_exceeds,
     page_cursor,
     parse_datetime,
     require_id,
+    require_shallow,
 )
 
 __all__ = ["RestDialect"]
@@ -133,7 +135,7 @@ def _fast_user(d: Any) -> DirectoryUser:
         and isinstance(name, STR_OR_NONE)
         and isinstance(role, STR_OR_NONE)
         and isinstance(status, STR_OR_NONE)
-        and (settings is None or type(settings) is dict)
+        and (settings is None or (type(settings) is dict and not nesting_exceeds(settings)))
     ):
         raise TypeError
     fields = _fields(
@@ -154,6 +156,7 @@ def _fast_user(d: Any) -> DirectoryUser:
 def _finish(native: RestUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
     """Map a structured REST user (the detailed path) to the shared model."""
     require_id(RestDialect.name, native.id, what)
+    require_shallow(RestDialect.name, native.settings, f"{what}.settings")
     fields = _fields(
         native.id,
         native.email,
