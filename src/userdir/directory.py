@@ -222,13 +222,11 @@ class _CursorStep:
         self.envelope: Envelope | None = None
         self.cursor: str | None = None
         self.error: Exception | None = None
-        self.decoded = False
 
     def decode(self) -> None:
         """Decode the page and find its ``next_cursor`` (once; errors are kept)."""
-        if self.decoded:
+        if self.envelope is not None or self.error is not None:
             return
-        self.decoded = True
         try:
             body = self.engine.decode(self.request, self.answer)
             self.envelope = self.dialect.parse_envelope(body)
@@ -301,13 +299,10 @@ class PagePlan:
         if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
             before = len(seen)
             seen.update(ids)
-            fresh = page.users if len(seen) - before == len(ids) else _first_sightings(page.users)
+            repeats_within = len(seen) - before != len(ids)
+            fresh = _first_sightings(page.users, set()) if repeats_within else page.users
         else:
-            fresh = []
-            for user in page.users:
-                if user.id not in seen:
-                    seen.add(user.id)
-                    fresh.append(user)
+            fresh = _first_sightings(page.users, seen)
         if not fresh and not self.done:
             self.stalled += 1
             if self.stalled >= MAX_STALLED_PAGES:
@@ -334,9 +329,8 @@ class PagePlan:
         self.window = min(self.max_window, self.window * 2)
 
 
-def _first_sightings(users: list[DirectoryUser]) -> list[DirectoryUser]:
-    """``users`` without the repeats of an id within the list (the first one stays)."""
-    taken: set[str] = set()
+def _first_sightings(users: list[DirectoryUser], taken: set[str]) -> list[DirectoryUser]:
+    """The users whose id is not in ``taken`` yet, first sightings only; adds their ids."""
     kept = []
     for user in users:
         if user.id not in taken:
@@ -643,35 +637,30 @@ class HttpDirectory(_DirectoryBase):
             while not stop.is_set():
                 step = _CursorStep(self.engine, self.dialect, plan, request, answer)
                 guess = self._guess_next(step, size, server)
-                if guess is None:  # decode, then ask for the next page
-                    step.decode()
+                if guess is None:
                     pending.append(step.result())
-                    if step.cursor is None:
-                        break
-                    request = self._list_request(step.cursor, size, server)
-                    answer = self.engine.fetch(request, on_sent=release)
-                    continue
+                else:
+                    # The guessed next request goes first; this page is decoded while it
+                    # travels (or after, where the transport cannot tell it was sent).
+                    def decode_and_release(step: _CursorStep = step) -> None:
+                        step.decode()
+                        if step.error is None:
+                            pending.append(step.result())
+                            release()
 
-                # The guessed next request goes first; this page is decoded while it
-                # travels (or after, where the transport cannot tell it was sent).
-                def decode_and_release(step: _CursorStep = step) -> None:
-                    step.decode()
-                    if step.envelope is not None and step.error is None:
-                        pending.append(step.envelope)
-                        release()
-
-                failure: DirectoryError | None = None
-                try:
-                    next_answer = self.engine.fetch(guess, on_sent=decode_and_release)
-                except DirectoryError as exc:
-                    failure = exc
-                step.result()  # this page's own error, if it had one
-                if step.cursor == step.guessed:
-                    if failure is not None:
-                        raise failure
-                    request, answer = guess, next_answer
-                    continue
-                if step.cursor is None:  # a wrong guess: its answer is dropped
+                    failure: DirectoryError | None = None
+                    try:
+                        next_answer = self.engine.fetch(guess, on_sent=decode_and_release)
+                    except DirectoryError as exc:
+                        failure = exc
+                    step.result()  # this page's own error, if it had one
+                    if step.cursor == step.guessed:
+                        if failure is not None:
+                            raise failure
+                        request, answer = guess, next_answer
+                        continue
+                    # a wrong guess: its answer is dropped
+                if step.cursor is None:
                     break
                 request = self._list_request(step.cursor, size, server)
                 answer = self.engine.fetch(request, on_sent=release)
@@ -849,21 +838,23 @@ class AsyncHttpDirectory(_DirectoryBase):
         try:
             while task is not None:
                 step = _CursorStep(self.engine, self.dialect, plan, request, await task)
+                task = None
                 # The next request goes before this page is decoded when its cursor can
                 # be read off the raw body (checked below), else once it is decoded;
                 # either way it reaches the wire before mapping blocks the event loop.
-                guess = self._guess_next(step, size, server)
-                task = None if guess is None else await self._send_soon(guess)
+                next_request = self._guess_next(step, size, server)
+                if next_request is not None:
+                    task = await self._send_soon(next_request)
                 envelope = step.result()
-                if guess is not None and step.cursor != step.guessed:
-                    assert task is not None
+                if task is not None and step.cursor != step.guessed:
                     await _cancel(task)  # a wrong guess: its answer is dropped
                     task = None
                 if task is None and step.cursor is not None:
-                    guess = self._list_request(step.cursor, size, server)
-                    task = await self._send_soon(guess)
-                if guess is not None:
-                    request = guess
+                    next_request = self._list_request(step.cursor, size, server)
+                    task = await self._send_soon(next_request)
+                if task is not None:
+                    assert next_request is not None
+                    request = next_request
                 for user in self._keep(self.dialect.users_of(envelope), local):
                     yield user
         finally:

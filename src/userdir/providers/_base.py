@@ -485,24 +485,14 @@ MAX_NESTING = 32
 
 def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether ``value`` nests dicts and lists more than ``limit`` levels (no recursion)."""
-    level = [value]
-    depth = 0
-    while True:
+    level = [value] if isinstance(value, (dict, list)) else []  # the containers only
+    for _ in range(limit):
         inner: list[Any] = []
-        containers = False
-        for item in level:
-            if isinstance(item, dict):
-                inner.extend(item.values())
-                containers = True
-            elif isinstance(item, list):
-                inner.extend(item)
-                containers = True
-        if not containers:
-            return False
-        depth += 1
-        if depth > limit:
-            return True
+        for container in level:
+            children = container.values() if isinstance(container, dict) else container
+            inner.extend(c for c in children if isinstance(c, (dict, list)))
         level = inner
+    return bool(level)
 
 
 def require_shallow(provider: str, value: Any, what: str) -> None:
