@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -85,20 +86,58 @@ class Answer:
     body: bytes
 
 
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None for NaN, infinities, bools and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: object) -> str:
+    """A refused option's value for an error message: numbers as such, else the type."""
+    return repr(value) if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _check_retry_field(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    name = attribute.name
+    if name == "attempts":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(
+                f"retries: attempts must be an int of at least 1, got {_shown(value)}"
+            )
+        return
+    number = _finite(value)
+    if name == "timeout":
+        if number is None or number <= 0:
+            raise InvalidArgumentError(
+                f"retries: timeout must be a finite number of seconds above 0, got {_shown(value)}"
+            )
+    elif number is None or number < 0:
+        raise InvalidArgumentError(
+            f"retries: {name} must be a finite number of seconds, 0 or more, got {_shown(value)}"
+        )
+
+
 @attrs.frozen
 class Retries:
     """The retry policy: at most ``attempts`` tries within ``timeout`` seconds in all.
 
     ``max_retry_after`` caps how long a ``Retry-After`` answer may make us wait.
     ``wait_initial``/``wait_max`` shape the exponential backoff (with jitter) used
-    when the service does not say how long to wait.
+    when the service does not say how long to wait. Every field is checked when the
+    policy is made: ``attempts`` at least 1, ``timeout`` finite and above 0, the others
+    finite and 0 or more (``InvalidArgumentError`` naming the field otherwise).
     """
 
-    attempts: int = 5
-    timeout: float = 60.0
-    max_retry_after: float = 60.0
-    wait_initial: float = 0.2
-    wait_max: float = 10.0
+    attempts: int = attrs.field(default=5, validator=_check_retry_field)
+    timeout: float = attrs.field(default=60.0, validator=_check_retry_field)
+    max_retry_after: float = attrs.field(default=60.0, validator=_check_retry_field)
+    wait_initial: float = attrs.field(default=0.2, validator=_check_retry_field)
+    wait_max: float = attrs.field(default=10.0, validator=_check_retry_field)
 
     @classmethod
     def coerce(cls, value: Retries | int | bool | Mapping[str, Any] | None) -> Retries | None:
@@ -174,8 +213,11 @@ class TokenBucket:
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-            raise InvalidArgumentError("max_requests_per_second must be a positive number")
+        number = _finite(rate)
+        if number is None or number <= 0:
+            raise InvalidArgumentError(
+                f"max_requests_per_second must be a finite number above 0, got {_shown(rate)}"
+            )
         self.interval = 1.0 / rate
         self.burst = max(1.0, burst if burst is not None else 1.0)
         self._next = 0.0
@@ -189,6 +231,38 @@ class TokenBucket:
             start = max(self._next, earliest)
             self._next = start + self.interval
             return max(0.0, start - now)
+
+
+_TIMEOUT_PHASES = ("connect", "read", "write", "pool")
+
+
+def _check_timeout(timeout: object, provider: str) -> httpx.Timeout:
+    """The engine's timeouts: the default for None, else finite and above 0.
+
+    No limit at all must be asked for explicitly, in httpx's own terms:
+    ``httpx.Timeout(None)`` (or None for one phase of an ``httpx.Timeout``).
+    """
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, httpx.Timeout):
+        for phase in _TIMEOUT_PHASES:
+            value = getattr(timeout, phase)
+            number = _finite(value)
+            if value is not None and (number is None or number <= 0):
+                raise InvalidArgumentError(
+                    f"timeout: the {phase} timeout must be a finite number of seconds above 0, "
+                    f"or None for no limit, got {_shown(value)}",
+                    provider=provider,
+                )
+        return timeout
+    number = _finite(timeout)
+    if number is None or number <= 0:
+        raise InvalidArgumentError(
+            "timeout must be a finite number of seconds above 0, an httpx.Timeout, or None "
+            f"for the default (no limit: httpx.Timeout(None)), got {_shown(timeout)}",
+            provider=provider,
+        )
+    return httpx.Timeout(number)
 
 
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -249,15 +323,7 @@ class _EngineBase:
             TokenBucket(max_requests_per_second) if max_requests_per_second is not None else None
         )
         self._error_mapper = error_mapper
-        if timeout is None:
-            timeout = DEFAULT_TIMEOUT
-        elif not isinstance(timeout, httpx.Timeout):
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-                raise InvalidArgumentError(
-                    "timeout must be a positive number of seconds or an httpx.Timeout",
-                    provider=provider,
-                )
-            timeout = httpx.Timeout(timeout)
+        timeout = _check_timeout(timeout, provider)
         self.timeout = timeout
         self._client_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if headers is not None and (

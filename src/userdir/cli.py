@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import csv
 import json
+import math
 import os
 import sys
 import tempfile
@@ -78,12 +79,48 @@ class CommandError(Exception):
 # -- output -----------------------------------------------------------------------
 
 
+def _escaped(text: str) -> str:
+    """``text`` with each lone surrogate (not UTF-8) written as its ``\\udXXX`` escape.
+
+    In JSON output that is the string's own escape; in a table or CSV it is shown as is.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _finite_only(value: Any) -> Any:
+    """``value`` with NaN and the infinities (not JSON) as the strings ``"NaN"``,
+    ``"Infinity"`` and ``"-Infinity"``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NON_FINITE[repr(value)]
+    if isinstance(value, dict):
+        return {_finite_only(k): _finite_only(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_only(v) for v in value]
+    return value
+
+
+def _json(value: Any, **options: Any) -> str:
+    """Strict JSON text of ``value``: no ``NaN``/``Infinity``, lone surrogates escaped."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, **options)
+    except ValueError:  # a float that is not finite
+        text = json.dumps(_finite_only(value), ensure_ascii=False, allow_nan=False, **options)
+    return _escaped(text)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return str(value)
+        return _json(value, sort_keys=True)
+    return _escaped(str(value))
 
 
 def _table(rows: list[dict[str, Any]], columns: Sequence[str], out: IO[str]) -> None:
@@ -114,7 +151,7 @@ class Writer:
     def write(self, row: dict[str, Any]) -> None:
         self.count += 1
         if self.fmt == "jsonl":
-            self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.out.write(_json(row) + "\n")
         elif self.fmt == "csv":
             self._csv.writerow({c: _cell(row.get(c)) for c in self.columns})
         else:
@@ -122,8 +159,7 @@ class Writer:
 
     def close(self) -> None:
         if self.fmt == "json":
-            json.dump(self.rows, self.out, ensure_ascii=False, indent=2)
-            self.out.write("\n")
+            self.out.write(_json(self.rows, indent=2) + "\n")
         elif self.fmt == "table":
             if self.rows:
                 _table(self.rows, self.table_columns, self.out)
@@ -329,6 +365,11 @@ def cmd_find(ctx: Context) -> int:
     return _find_exit(results)
 
 
+def _unwritable(path: str, exc: OSError) -> CommandError:
+    """The one-line error for an output file that cannot be written, naming it as given."""
+    return CommandError(f"cannot write {path!r}: {exc.strerror or type(exc).__name__}", EXIT_USAGE)
+
+
 def cmd_export(ctx: Context) -> int:
     directory = ctx.directory(ctx.args.directory)
     target = Path(ctx.args.output)
@@ -336,7 +377,10 @@ def cmd_export(ctx: Context) -> int:
     if fmt == "table":
         raise CommandError("export writes csv, json or jsonl, not a table", EXIT_USAGE)
     parent = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=".userdir-export-", dir=parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".userdir-export-", dir=parent)
+    except OSError as exc:
+        raise _unwritable(ctx.args.output, exc) from None
     users = directory.iter_users()
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
@@ -344,8 +388,10 @@ def cmd_export(ctx: Context) -> int:
             _stream_users(ctx, users, writer, None)
             writer.close()
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable(ctx.args.output, exc) from None
         raise
     finally:
         users.close()

@@ -394,7 +394,8 @@ class EmailMatcher:
 # -- shared directory logic ----------------------------------------------------
 
 
-def _check_concurrency(value: object) -> int:
+def check_concurrency(value: object) -> int:
+    """Refuse a ``concurrency`` that is not an int from 1 to 64."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
         raise InvalidArgumentError(f"concurrency must be an int from 1 to 64, got {value!r}")
     return value
@@ -407,7 +408,7 @@ class _DirectoryBase:
         self.dialect = dialect
         self.provider = dialect.name
         self.capabilities = dialect.capabilities
-        self.concurrency = _check_concurrency(concurrency)
+        self.concurrency = check_concurrency(concurrency)
 
     def __repr__(self) -> str:
         return (
@@ -551,7 +552,7 @@ class HttpDirectory(_DirectoryBase):
     ) -> Generator[DirectoryUser, None, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
         server, local = self._filters(status, role)
-        size = page_size or self.capabilities.max_page_size
+        size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)  # validate before the generator starts
         if self.dialect.paging == "cursor":
             return self._iter_cursor(size, server, local)
@@ -823,7 +824,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     ) -> AsyncGenerator[DirectoryUser, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
         server, local = self._filters(status, role)
-        size = page_size or self.capabilities.max_page_size
+        size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)
         if self.dialect.paging == "cursor":
             return self._iter_cursor(size, server, local)

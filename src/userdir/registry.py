@@ -20,7 +20,12 @@ import attrs
 import httpx
 
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, AsyncEngine, Retries, SyncEngine
-from .directory import DEFAULT_CONCURRENCY, AsyncHttpDirectory, HttpDirectory
+from .directory import (
+    DEFAULT_CONCURRENCY,
+    AsyncHttpDirectory,
+    HttpDirectory,
+    check_concurrency,
+)
 from .errors import ConfigError, DirectoryError
 from .models import Capabilities
 from .providers._base import Dialect
@@ -270,6 +275,7 @@ def connect(
     ``options`` are the provider's own (``token``, ``api_key``, ``base_url``,
     ``notion_version``, ...); the named arguments configure the HTTP engine.
     """
+    check_concurrency(concurrency)  # before any client is opened
     dialect, engine = _parts(
         provider,
         options,
@@ -298,6 +304,7 @@ def connect_async(
     **options: Any,
 ) -> AsyncHttpDirectory:
     """Open an asyncio directory: ``connect_async("notion", token=...)``."""
+    check_concurrency(concurrency)  # before any client is opened
     dialect, engine = _parts(
         provider,
         options,

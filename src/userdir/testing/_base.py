@@ -40,8 +40,12 @@ class Reply:
 
 
 def json_bytes(payload: Any) -> bytes:
-    """``payload`` as compact UTF-8 JSON."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """``payload`` as compact UTF-8 JSON (a lone surrogate as its ``\\udXXX`` escape)."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # not UTF-8: sent as JSON's escape, as services do
+        return text.encode("utf-8", "backslashreplace")
 
 
 def json_reply(status: int, payload: Any, extra_headers: tuple[tuple[str, str], ...] = ()) -> Reply:
