@@ -133,6 +133,11 @@ def test_bad_retries_refused_when_made_and_as_a_mapping(
     assert emu.requests == []
 
 
+def test_retries_mapping_with_keys_that_are_not_names() -> None:
+    with pytest.raises(InvalidArgumentError, match="unknown retries option"):
+        Retries.coerce({1: 2, "attempts": 2})
+
+
 def test_retries_edges_that_are_allowed() -> None:
     policy = Retries(attempts=1, timeout=0.5, wait_initial=0, wait_max=0, max_retry_after=0)
     assert (policy.attempts, policy.wait_max, policy.max_retry_after) == (1, 0, 0)

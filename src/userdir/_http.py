@@ -156,7 +156,7 @@ class Retries:
             unknown = set(value) - {f.name for f in attrs.fields(cls)}
             if unknown:
                 raise InvalidArgumentError(
-                    f"unknown retries option(s): {', '.join(sorted(unknown))}"
+                    f"unknown retries option(s): {', '.join(sorted(map(str, unknown)))}"
                 )
             return cls(**value)
         raise InvalidArgumentError(
