@@ -407,7 +407,7 @@ def cmd_diff(ctx: Context) -> int:
     writer.close()
     if ctx.fmt == "table":
         ctx.stdout.write(
-            f"{diff.in_both} in both, {len(diff.only_in_a)} only in {a}, "
+            f"{len(diff.in_both)} in both, {len(diff.only_in_a)} only in {a}, "
             f"{len(diff.only_in_b)} only in {b}, {len(diff.differing)} differing\n"
         )
     return EXIT_OK
@@ -446,7 +446,7 @@ def cmd_demo(ctx: Context) -> int:
         columns = ("finding", "email_key", "a_role", "b_role", "b_status", "fields")
         _table(list(_diff_rows(diff)), columns, out)
         out.write(
-            f"\n{diff.in_both} people in both; {len(diff.only_in_b)} account(s) in app with no "
+            f"\n{len(diff.in_both)} people in both; {len(diff.only_in_b)} account(s) in app with no "
             f"HR record — offboard them.\n"
         )
         people = [i for i in federation.identities() if i.email_key]
