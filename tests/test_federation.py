@@ -181,7 +181,8 @@ def test_diff_reports_status_and_role_changes(mode: str) -> None:
         ("x@example.com", ("status", "role"))
     ]
     # the differing person is in both too
-    assert [(a.role, b.role) for a, b in diff.in_both] == [("admin", "member"), ("member", "MEMBER")]
+    pairs = [(a.role, b.role) for a, b in diff.in_both]
+    assert pairs == [("admin", "member"), ("member", "MEMBER")]
     as_json = json.loads(json.dumps(diff.to_dict()))
     assert as_json["differing"][0]["fields"] == ["status", "role"]
     assert [(p["email_key"], p["a"]["email"], p["b"]["email"]) for p in as_json["in_both"]] == [

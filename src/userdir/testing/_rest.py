@@ -14,7 +14,10 @@ from typing import Any
 from . import _names
 from ._base import EmailKeyedStore, Emulator, Reply, bearer_ok, json_reply, parse_int
 
-__all__ = ["RestEmulator"]
+__all__ = ["DEFAULT_TOKEN", "RestEmulator"]
+
+#: The token a `RestEmulator` accepts unless given another.
+DEFAULT_TOKEN = "test-token"
 
 STATUSES = ("active", "inactive", "pending")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -81,7 +84,7 @@ class RestEmulator(EmailKeyedStore, Emulator):
 
     service = "rest"
 
-    def __init__(self, token: str = "test-token", *, latency: float = 0.0) -> None:
+    def __init__(self, token: str = DEFAULT_TOKEN, *, latency: float = 0.0) -> None:
         Emulator.__init__(self, latency=latency)
         #: The token expected in ``Authorization: Bearer <token>``.
         self.token = token
@@ -118,12 +121,16 @@ class RestEmulator(EmailKeyedStore, Emulator):
     ) -> str:
         """Add a user directly (no request) and return its id.
 
+        ``email``, ``name``, ``role`` and ``status`` are the provider-neutral fields every
+        emulator's ``add_user`` takes; here they are the service's own. ``status`` is
+        ``"active"``, ``"inactive"`` or ``"pending"`` (or that `userdir.UserStatus`).
         ``created_at`` defaults to now; ``last_login`` is stored as given (None answers
         ``null``). ``settings`` defaults to ``{"theme": "light", "notifications": true}``.
         Emails must be unique (case-insensitively).
         """
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}")
+        if status not in STATUSES:  # a UserStatus equals its value
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        status = STATUSES[STATUSES.index(status)]  # the plain string
         with self._lock:
             user: dict[str, Any] = {
                 "id": id if id is not None else self._new_id(),
