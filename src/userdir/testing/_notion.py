@@ -22,10 +22,7 @@ from ._base import (
     parse_int,
 )
 
-__all__ = ["DEFAULT_TOKEN", "NotionEmulator"]
-
-#: The token a `NotionEmulator` accepts unless given another.
-DEFAULT_TOKEN = "test-token"
+__all__ = ["NotionEmulator"]
 
 _DASHED = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -88,7 +85,7 @@ class NotionEmulator(Emulator):
 
     def __init__(
         self,
-        token: str = DEFAULT_TOKEN,
+        token: str = "test-token",
         *,
         latency: float = 0.0,
         email_capability: bool = True,

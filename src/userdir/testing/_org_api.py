@@ -10,10 +10,7 @@ from collections.abc import Mapping
 from . import _names
 from ._base import EmailKeyedStore, Emulator, Reply, checked_status, json_reply, parse_int
 
-__all__ = ["DEFAULT_API_KEY", "OrgApiEmulator"]
-
-#: The key an `OrgApiEmulator` accepts unless given another.
-DEFAULT_API_KEY = "test-key"
+__all__ = ["OrgApiEmulator"]
 
 
 class OrgApiEmulator(EmailKeyedStore, Emulator):
@@ -31,7 +28,7 @@ class OrgApiEmulator(EmailKeyedStore, Emulator):
     service = "org_api"
     credential_option = "api_key"
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, *, latency: float = 0.0) -> None:
+    def __init__(self, api_key: str = "test-key", *, latency: float = 0.0) -> None:
         Emulator.__init__(self, latency=latency)
         #: The key expected verbatim in the ``Authorization`` header.
         self.api_key = api_key

@@ -14,10 +14,7 @@ from typing import Any
 from . import _names
 from ._base import EmailKeyedStore, Emulator, Reply, bearer_ok, json_reply, parse_int
 
-__all__ = ["DEFAULT_TOKEN", "RestEmulator"]
-
-#: The token a `RestEmulator` accepts unless given another.
-DEFAULT_TOKEN = "test-token"
+__all__ = ["RestEmulator"]
 
 STATUSES = ("active", "inactive", "pending")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -84,7 +81,7 @@ class RestEmulator(EmailKeyedStore, Emulator):
 
     service = "rest"
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *, latency: float = 0.0) -> None:
+    def __init__(self, token: str = "test-token", *, latency: float = 0.0) -> None:
         Emulator.__init__(self, latency=latency)
         #: The token expected in ``Authorization: Bearer <token>``.
         self.token = token
