@@ -40,7 +40,8 @@ def test_fixtures_in_a_plain_test_file(pytester: pytest.Pytester) -> None:
 
 
 def test_readme_examples_run(pytester: pytest.Pytester) -> None:
-    """The README's "Testing your code with userdir" examples, exactly as written."""
+    """The README's "Testing your code with userdir" examples, exactly as written, and
+    what it says of anyio's plugin: it comes with httpx and runs async tests."""
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
@@ -48,16 +49,11 @@ def test_readme_examples_run(pytester: pytest.Pytester) -> None:
     blocks = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
     assert len(blocks) == 2  # the blocking example and the async one
     assert "asyncio.run(" in blocks[1]
+    assert "`@pytest.mark.anyio`" in section
     for number, code in enumerate(blocks):
         pytester.makepyfile(**{f"test_readme_{number}": code})
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
-
-
-def test_anyio_marked_async_test_runs(pytester: pytest.Pytester) -> None:
-    """What the README says of anyio's plugin: it comes with httpx and runs async tests."""
     pytester.makepyfile(
-        test_mine="""
+        test_anyio="""
         import pytest
         import userdir
 
@@ -72,4 +68,4 @@ def test_anyio_marked_async_test_runs(pytester: pytest.Pytester) -> None:
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--strict-markers")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)

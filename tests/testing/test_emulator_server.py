@@ -374,12 +374,17 @@ def _find_view(found: dict[str, userdir.FindResult]) -> dict[str, Any]:
     return {email: {n: _view(lk.user) for n, lk in r.lookups.items()} for email, r in found.items()}
 
 
-def test_serve_company_demo_prints_what_to_connect_with_and_holds_the_demo(mode: str) -> None:
+def test_serve_company_demo_prints_what_to_connect_with_and_holds_the_demo() -> None:
     demo_found, demo_diff = _demo_views()
     # the demo company shows overlaps: found in several directories, in both hr and app
     assert sum(1 for users in demo_found.values() if len([u for u in users.values() if u]) > 1)
     assert demo_diff["counts"]["in_both"] == 7
     lookups = list(demo_found)
+
+    async def with_asyncio(config: dict[str, Any]) -> tuple[dict[str, Any], Diff]:
+        async with userdir.AsyncFederation(userdir.load_config_async(config)) as federation:
+            return await federation.find_many(lookups), await federation.diff("hr", "app")
+
     with _serving(3, "--company", "demo") as ready:
         assert [line[1:] for line in ready] == [
             ("notion", "token", "test-token"),
@@ -387,19 +392,11 @@ def test_serve_company_demo_prints_what_to_connect_with_and_holds_the_demo(mode:
             ("rest", "token", "test-token"),
         ]
         assert len({url for url, *_ in ready}) == 3
-        if mode == "sync":
-            with userdir.Federation(userdir.load_config(_config(ready))) as federation:
-                found, diff = federation.find_many(lookups), federation.diff("hr", "app")
-        else:
-
-            async def main() -> tuple[dict[str, userdir.FindResult], Diff]:
-                dirs = userdir.load_config_async(_config(ready))
-                async with userdir.AsyncFederation(dirs) as federation:
-                    return await federation.find_many(lookups), await federation.diff("hr", "app")
-
-            found, diff = asyncio.run(main())
-    assert _find_view(found) == demo_found
-    assert _diff_view(diff) == demo_diff
+        with userdir.Federation(userdir.load_config(_config(ready))) as federation:
+            blocking = federation.find_many(lookups), federation.diff("hr", "app")
+        for found, diff in (blocking, asyncio.run(with_asyncio(_config(ready)))):
+            assert _find_view(found) == demo_found
+            assert _diff_view(diff) == demo_diff
 
 
 def test_emulators_served_separately_hold_the_same_company() -> None:
