@@ -187,7 +187,7 @@ def test_diff(company: DemoCompany) -> None:
         ("differs", "katherine.johnson@northwind.example"),
     }
     _, out, _ = run(company, "--format", "table", "diff", "hr", "app")
-    assert "1 only in app" in out
+    assert "7 in both, 1 only in hr, 1 only in app, 1 differing" in out
 
 
 def test_demo() -> None:
@@ -196,6 +196,7 @@ def test_demo() -> None:
     assert err == ""
     assert "mallory.quinn@northwind.example" in out
     assert "only in app" in out
+    assert "7 people in both; 1 account(s) in app" in out
     assert "Deploy Bot" not in out
 
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote
 import attrs
 import httpx
 
+from ..models import UserStatus
 from ._faults import AFTER_KINDS, RESPONSE_KINDS, SILENT_KINDS, Fault, Rule, pick_fault
 
 __all__ = ["Emulator", "RecordedRequest"]
@@ -85,6 +86,18 @@ def bearer_ok(headers: Mapping[str, str], token: str) -> bool:
     """Whether the request carries ``Authorization: Bearer <token>``."""
     scheme, _, given = headers.get("authorization", "").partition(" ")
     return bool(token) and scheme.lower() == "bearer" and given.strip() == token
+
+
+def checked_status(status: str | None) -> str | None:
+    """The neutral ``status`` of ``add_user`` (a `userdir.UserStatus` or its value) as a
+    plain string, None for None; ValueError for anything else."""
+    if status is None:
+        return None
+    try:
+        return UserStatus(status).value
+    except ValueError:
+        known = ", ".join(s.value for s in UserStatus)
+        raise ValueError(f"status must be one of {known}, got {status!r}") from None
 
 
 class EmailKeyedStore:
@@ -250,6 +263,8 @@ class Emulator:
 
     #: Short service name (``"notion"``, ``"org_api"``, ``"rest"``).
     service: str = ""
+    #: The ``connect()`` option, and the attribute, that holds the credential.
+    credential_option: str = "token"
 
     def __init__(self, *, latency: float = 0.0) -> None:
         if latency < 0:
@@ -317,6 +332,12 @@ class Emulator:
         """
         with self._lock:
             return self._listed_users()
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The ``connect()`` option that carries the credential this emulator accepts:
+        ``{"token": ...}`` (Notion, REST) or ``{"api_key": ...}`` (org API)."""
+        return {self.credential_option: str(getattr(self, self.credential_option))}
 
     def populate(self, n: int, *, seed: int = 0) -> list[str]:
         """Add ``n`` generated, realistic users and return their ids.
