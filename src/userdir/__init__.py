@@ -6,6 +6,18 @@
 """
 
 from ._http import Retries
+from ._reconcile import ActionResult, ApplyResult, apply, apply_async, plan, plan_async
+from ._reconcile_plan import (
+    Create,
+    Deactivate,
+    Delete,
+    Limits,
+    Plan,
+    Protect,
+    SafetyCheckError,
+    Skip,
+    Update,
+)
 from ._version import __version__
 from .config import load_config, load_config_async
 from .directory import AsyncDirectory, AsyncHttpDirectory, Directory, HttpDirectory
@@ -57,6 +69,8 @@ from .registry import (
 __all__ = [
     "UNSET",
     "APIError",
+    "ActionResult",
+    "ApplyResult",
     "AsyncDirectory",
     "AsyncFederation",
     "AsyncHttpDirectory",
@@ -64,6 +78,9 @@ __all__ = [
     "Capabilities",
     "ConfigError",
     "ConflictError",
+    "Create",
+    "Deactivate",
+    "Delete",
     "Diff",
     "Difference",
     "Directory",
@@ -75,28 +92,38 @@ __all__ = [
     "Identity",
     "InvalidArgumentError",
     "InvalidRequestError",
+    "Limits",
     "Lookup",
     "LookupStatus",
     "MalformedResponseError",
     "NewUser",
     "Page",
     "PermissionDeniedError",
+    "Plan",
+    "Protect",
     "ProviderInfo",
     "RateLimitedError",
     "Retries",
+    "SafetyCheckError",
     "ServerError",
+    "Skip",
     "TransportError",
     "UnsupportedOperationError",
+    "Update",
     "UserChanges",
     "UserKind",
     "UserNotFoundError",
     "UserStatus",
     "__version__",
+    "apply",
+    "apply_async",
     "available_providers",
     "connect",
     "connect_async",
     "email_key",
     "load_config",
     "load_config_async",
+    "plan",
+    "plan_async",
     "register_provider",
 ]
