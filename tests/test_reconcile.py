@@ -1,0 +1,444 @@
+"""Reconcile: plans from a source of truth, applied to REST emulators, sync and async.
+
+The HR source is a REST emulator too (it has statuses); the target ("app") is the
+REST emulator whose state every test checks after applying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import userdir
+from userdir import (
+    Create,
+    Deactivate,
+    Delete,
+    DirectoryUser,
+    Limits,
+    Plan,
+    Protect,
+    SafetyCheckError,
+    Skip,
+    Update,
+    UserKind,
+    UserStatus,
+)
+from userdir.testing import Fault, RestEmulator
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+class Harness:
+    """Plans and applies in the test's mode: blocking, or asyncio on a private loop."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.loop = asyncio.new_event_loop()
+        self.opened: list[Any] = []
+
+    def connect(self, emulator: RestEmulator, **options: Any) -> Any:
+        options = {
+            "base_url": "https://emulated.test",
+            "transport": emulator.transport,
+            **emulator.credentials,
+            **options,
+        }
+        if self.mode == "sync":
+            directory: Any = userdir.connect("rest", **options)
+        else:
+            directory = userdir.connect_async("rest", **options)
+        self.opened.append(directory)
+        return directory
+
+    def plan(self, source: Any, target: Any, **settings: Any) -> Plan:
+        settings.setdefault("source_name", "hr")
+        settings.setdefault("target_name", "app")
+        if self.mode == "sync":
+            return userdir.plan(source, target, **settings)
+        return self.loop.run_until_complete(userdir.plan_async(source, target, **settings))
+
+    def apply(self, plan: Plan, target: Any, **options: Any) -> userdir.ApplyResult:
+        if self.mode == "sync":
+            return userdir.apply(plan, target, **options)
+        return self.loop.run_until_complete(userdir.apply_async(plan, target, **options))
+
+    def close(self) -> None:
+        for directory in self.opened:
+            result = directory.close()
+            if result is not None:
+                self.loop.run_until_complete(result)
+        self.loop.close()
+
+
+@pytest.fixture
+def rc(mode: str) -> Any:
+    harness = Harness(mode)
+    yield harness
+    harness.close()
+
+
+def by_email(emulator: RestEmulator) -> dict[str, dict[str, Any]]:
+    return {user["email"].lower(): user for user in emulator.users}
+
+
+def writes(emulator: RestEmulator) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in emulator.requests if r.method != "GET"]
+
+
+@pytest.fixture
+def hr() -> RestEmulator:
+    emu = RestEmulator(token="hr-token")
+    emu.add_user(email="ada@example.com", name="Ada Lovelace", role="engineer")
+    emu.add_user(email="grace@example.com", name="Grace Hopper", role="manager")
+    emu.add_user(email="alan@example.com", name="Alan Turing", role="engineer")
+    emu.add_user(email="kat@example.com", name="Katherine Johnson", role="engineer")
+    emu.add_user(email="new.joiner@example.com", name="New Joiner", role="engineer")
+    emu.add_user(email="left.recently@example.com", name="Left Recently", status="inactive")
+    return emu
+
+
+@pytest.fixture
+def app() -> RestEmulator:
+    emu = RestEmulator(token="app-token")
+    emu.add_user(email="Ada@Example.com", name="Ada Lovelace", role="member")
+    emu.add_user(email="grace@example.com", name="Grace Hopper", role="member")  # mover
+    emu.add_user(email="alan@example.com", name="Alan M. Turing", role="member")  # renamed
+    emu.add_user(email="kat@example.com", name="Katherine Johnson", role="member", status="inactive")
+    emu.add_user(email="mallory@example.com", name="Mallory Quinn", role="member")  # gone
+    emu.add_user(email="left.recently@example.com", name="Left Recently", role="member")
+    emu.add_user(email="root@example.com", name="Root", role="owner")  # protected role
+    emu.add_user(email="svc-ci@example.com", name="CI", role="member")  # protected pattern
+    return emu
+
+
+ROLES = {"engineer": "member", "manager": "admin"}
+PROTECT = Protect(emails=["svc-*@example.com"], roles=["owner"])
+
+
+def test_joiners_movers_leavers(rc: Harness, hr: RestEmulator, app: RestEmulator) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    kinds = {(a.kind, a.email_key) for a in plan.changes}
+    assert kinds == {
+        ("create", "new.joiner@example.com"),
+        ("update", "grace@example.com"),
+        ("update", "alan@example.com"),
+        ("update", "kat@example.com"),
+        ("deactivate", "mallory@example.com"),
+        ("deactivate", "left.recently@example.com"),
+    }
+    updates = {a.email_key: a for a in plan.actions if isinstance(a, Update)}
+    assert dict(updates["grace@example.com"].changes) == {"role": "admin"}  # one Update
+    assert dict(updates["alan@example.com"].changes) == {"name": "Alan Turing"}
+    assert dict(updates["kat@example.com"].changes) == {"status": "active"}  # rehired
+    assert updates["grace@example.com"].before["role"] == "member"
+    assert [r.method for r in app.requests] == ["GET"] * len(app.requests)  # planning wrote nothing
+
+    app.clear_requests()
+    result = rc.apply(plan, target)
+    assert result.ok
+    assert result.counts == {"done": 6, "skipped": 2, "failed": 0, "not_run": 0}
+    state = by_email(app)
+    assert state["new.joiner@example.com"]["name"] == "New Joiner"
+    assert state["new.joiner@example.com"]["role"] == "member"
+    assert state["grace@example.com"]["role"] == "admin"
+    assert state["alan@example.com"]["name"] == "Alan Turing"
+    assert state["kat@example.com"]["status"] == "active"
+    assert state["mallory@example.com"]["status"] == "inactive"
+    assert state["left.recently@example.com"]["status"] == "inactive"
+    assert state["root@example.com"]["status"] == "active"
+    methods = sorted(method for method, _ in writes(app))
+    assert methods == ["POST"] + ["PUT"] * 5  # no delete, no delete-and-create for movers
+    puts = {r.path: r.json for r in app.requests if r.method == "PUT"}
+    grace_id = updates["grace@example.com"].user_id
+    assert puts[f"/api/v1/users/{grace_id}"] == {"role": "admin"}  # only the changed field
+
+    again = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    assert again.counts["changes"] == 0
+
+
+def test_protected_accounts_are_never_touched(
+    rc: Harness, hr: RestEmulator, app: RestEmulator
+) -> None:
+    app.add_user(email="boss@example.com", name="Boss", role="Admin")  # default: admin protected
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    skips = {a.email_key: a.reason for a in plan.actions if isinstance(a, Skip)}
+    assert skips == {
+        "root@example.com": "protected role owner: would deactivate",
+        "svc-ci@example.com": "protected email svc-*@example.com: would deactivate",
+    }
+    # Protect(roles=["owner"]) replaced the default roles, so Boss may be deactivated:
+    assert ("deactivate", "boss@example.com") in {(a.kind, a.email_key) for a in plan.actions}
+    default = rc.plan(source, target, role_map=ROLES)
+    assert "protected role Admin: would deactivate" in [
+        a.reason for a in default.actions if isinstance(a, Skip)
+    ]
+    protected_ids = {u["id"] for u in app.users if u["email"] in ("root@example.com", "svc-ci@example.com")}
+    app.clear_requests()
+    result = rc.apply(plan, target)
+    assert result.ok
+    assert not [r for r in app.requests if r.path.rsplit("/", 1)[-1] in protected_ids]
+    assert by_email(app)["root@example.com"]["status"] == "active"
+    assert by_email(app)["svc-ci@example.com"]["status"] == "active"
+    assert {r.reason for r in result.skipped} == set(skips.values())
+
+
+def test_bots_are_protected_by_kind() -> None:
+    source = [DirectoryUser(id="h1", provider="org_api", email="ada@example.com", name="Ada")]
+    target = [
+        DirectoryUser(id="a1", provider="rest", email="ada@example.com", name="Ada"),
+        DirectoryUser(id="b1", provider="rest", email="bot@example.com", kind=UserKind.BOT),
+        DirectoryUser(id="b2", provider="rest", kind=UserKind.BOT),
+        DirectoryUser(id="x1", provider="rest", email=None, name="No Email"),
+    ]
+    plan = userdir.plan(source, target, now=NOW, limits=Limits.none())
+    assert [(a.kind, a.user_id, getattr(a, "reason", None)) for a in plan.actions] == [
+        ("skip", "x1", "no usable email: cannot be matched"),
+        ("skip", "b1", "protected kind bot: would deactivate"),
+    ]
+
+
+def test_leavers_deleted_only_after_the_grace_period(rc: Harness, app: RestEmulator) -> None:
+    hr = RestEmulator(token="hr-token")
+    hr.add_user(email="ada@example.com", name="Ada", role="member")
+    app.remove_user(next(u["id"] for u in app.users if u["email"] == "Ada@Example.com"))
+    app.add_user(email="ada@example.com", name="Ada", role="member")
+    source, target = rc.connect(hr), rc.connect(app)
+    limits = Limits.none()
+
+    first = rc.plan(source, target, limits=limits, delete_after="30d", protect=PROTECT)
+    assert {a.kind for a in first.actions} == {"deactivate", "skip"}  # kat is inactive already
+    assert not [a for a in first.actions if isinstance(a, Delete)]
+    assert rc.apply(first, target).ok
+    now = dt.datetime.now(dt.timezone.utc)
+
+    soon = rc.plan(source, target, limits=limits, delete_after="30d", protect=PROTECT,
+                   now=now + dt.timedelta(days=1))
+    assert soon.counts["changes"] == 0  # deactivated, waiting out the grace period
+
+    later = rc.plan(source, target, limits=limits, delete_after="30d", protect=PROTECT,
+                    now=now + dt.timedelta(days=31))
+    deletes = [a for a in later.actions if isinstance(a, Delete)]
+    assert {a.email_key for a in deletes} == {
+        "grace@example.com", "alan@example.com", "mallory@example.com",
+        "left.recently@example.com",
+    }  # root and svc-ci are protected; kat has no updated_at to measure by
+    assert ("skip", "kat@example.com") in {(a.kind, a.email_key) for a in later.actions}
+    assert all(a.reason.startswith("inactive since at least ") for a in deletes)
+    app.clear_requests()
+    assert rc.apply(later, target).ok
+    assert sorted(by_email(app)) == [
+        "ada@example.com", "kat@example.com", "root@example.com", "svc-ci@example.com"
+    ]
+    assert sorted(m for m, _ in writes(app)) == ["DELETE"] * 4
+
+
+def test_delete_when_asked_and_ignore(rc: Harness, hr: RestEmulator, app: RestEmulator) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    asked = rc.plan(source, target, role_map=ROLES, protect=PROTECT, on_missing="delete")
+    deletes = {a.email_key for a in asked.actions if isinstance(a, Delete)}
+    assert deletes == {"mallory@example.com", "left.recently@example.com"}
+    ignored = rc.plan(source, target, role_map=ROLES, protect=PROTECT, on_missing="ignore")
+    assert not [a for a in ignored.actions if isinstance(a, (Delete, Deactivate))]
+
+
+def test_an_inactive_account_without_timestamps_is_not_deleted() -> None:
+    target = [
+        DirectoryUser(id="a1", provider="rest", email="gone@example.com",
+                      status=UserStatus.INACTIVE),
+        DirectoryUser(id="a2", provider="rest", email="old@example.com",
+                      status=UserStatus.INACTIVE, updated_at=NOW - dt.timedelta(days=90)),
+    ]
+    source = [DirectoryUser(id="h1", provider="rest", email="x@example.com", name="X")]
+    plan = userdir.plan(source, target, now=NOW, delete_after=30, limits=Limits.none())
+    assert [(a.kind, a.user_id) for a in plan.actions] == [
+        ("create", None), ("delete", "a2"), ("skip", "a1")
+    ]
+
+
+def test_cap_exceeded_changes_nothing(rc: Harness, hr: RestEmulator, app: RestEmulator) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    for cap in (5, "50%"):  # 6 changes; 50% of 8 accounts is 4
+        with pytest.raises(SafetyCheckError) as caught:
+            rc.plan(source, target, role_map=ROLES, protect=PROTECT,
+                    limits=Limits(max_changes=cap))
+        error = caught.value
+        assert error.check == "max_changes"
+        assert error.counts["changes"] == 6
+        assert error.counts["create"] == 1
+        assert error.counts["update"] == 3
+        assert error.counts["deactivate"] == 2
+        assert error.counts["cap"] == (5 if cap == 5 else 4)
+        assert "6 changes (1 create, 3 update, 2 deactivate)" in str(error)
+    assert not writes(app)
+    assert rc.plan(source, target, role_map=ROLES, protect=PROTECT,
+                   limits=Limits(max_changes=6)).counts["changes"] == 6
+
+
+def test_empty_or_shrunken_source_aborts(rc: Harness, app: RestEmulator) -> None:
+    target = rc.connect(app)
+    empty = RestEmulator(token="hr-token")
+    with pytest.raises(SafetyCheckError) as caught:
+        rc.plan(rc.connect(empty), target)
+    assert caught.value.check == "empty_source"
+    shrunk = RestEmulator(token="hr-token")
+    shrunk.add_user(email="ada@example.com", name="Ada")
+    shrunk.add_user(email="grace@example.com", name="Grace")
+    with pytest.raises(SafetyCheckError) as caught:
+        rc.plan(rc.connect(shrunk), target, protect=PROTECT)
+    assert caught.value.check == "source_shrank"
+    assert caught.value.counts["source_people"] == 2
+    assert caught.value.counts["target_unprotected"] == 6
+    assert "2 people against 6 unprotected accounts" in str(caught.value)
+    assert not writes(app)
+    relaxed = rc.plan(rc.connect(shrunk), target, protect=PROTECT,
+                      limits=Limits(min_source_ratio=0.2))
+    assert relaxed.counts["deactivate"] == 3  # alan, mallory, left.recently
+
+
+def test_a_failed_source_listing_never_makes_a_plan(
+    rc: Harness, hr: RestEmulator, app: RestEmulator
+) -> None:
+    hr.populate(150)  # two pages
+    hr.inject(Fault.status(500), start=1)  # the second page and its retries fail
+    with pytest.raises(userdir.ServerError) as caught:
+        rc.plan(rc.connect(hr), rc.connect(app), limits=Limits.none())
+    assert str(caught.value).startswith("[rest] HTTP 500") and "hr: " in str(caught.value)
+    assert not writes(app)
+
+
+def test_target_changed_after_planning_is_skipped(
+    rc: Harness, hr: RestEmulator, app: RestEmulator
+) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    ids = {u["email"].lower(): u["id"] for u in app.users}
+    with userdir.connect("rest", base_url="https://e.test", transport=app.transport,
+                         **app.credentials) as other:
+        other.update_user(ids["grace@example.com"], userdir.UserChanges(role="viewer"))
+    app.remove_user(ids["alan@example.com"])
+    app.clear_requests()
+    result = rc.apply(plan, target)
+    reasons = {r.action.email_key: r.reason for r in result.skipped if r.action.changes_anything}
+    assert reasons == {
+        "grace@example.com": "changed since planning: role, updated_at",
+        "alan@example.com": "the account is gone since planning",
+    }
+    assert by_email(app)["grace@example.com"]["role"] == "viewer"  # left as someone set it
+    changed = {f"/api/v1/users/{ids['grace@example.com']}", f"/api/v1/users/{ids['alan@example.com']}"}
+    assert not [p for m, p in writes(app) if p in changed]
+    assert len(result.done) == 4
+
+
+def test_an_edited_plan_is_refused(rc: Harness, hr: RestEmulator, app: RestEmulator,
+                                   tmp_path: Path) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    path = tmp_path / "plan.json"
+    plan.save(path)
+    document = json.loads(path.read_text())
+    document["actions"][0]["fields"]["role"] = "admin"  # an edit after review
+    path.write_text(json.dumps(document))
+    edited = Plan.load(path)
+    assert not edited.intact
+    app.clear_requests()
+    with pytest.raises(SafetyCheckError) as caught:
+        rc.apply(edited, target)
+    assert caught.value.check == "plan_hash"
+    assert app.requests == []
+
+
+def test_a_plan_for_another_provider_is_refused(rc: Harness, hr: RestEmulator) -> None:
+    source = [DirectoryUser(id="h1", provider="org_api", email="ada@example.com", name="Ada")]
+    target = [DirectoryUser(id="n1", provider="notion", email="bob@example.com", name="Bob")]
+    plan = userdir.plan(source, target, limits=Limits.none(), now=NOW)
+    with pytest.raises(SafetyCheckError) as caught:
+        rc.apply(plan, rc.connect(hr))
+    assert caught.value.check == "wrong_target"
+    assert hr.requests == []
+
+
+def test_plan_is_deterministic_and_reads_back() -> None:
+    source = [
+        DirectoryUser(id=f"h{i}", provider="org_api", email=f"p{i}@example.com",
+                      name=f"P {i}", role="Engineer")
+        for i in range(20)
+    ]
+    target = [
+        DirectoryUser(id=f"a{i}", provider="rest", email=f"P{i}@example.com", name=f"P {i}",
+                      role="member", status=UserStatus.ACTIVE)
+        for i in range(5, 30)
+    ]
+    options: dict[str, Any] = {
+        "now": NOW, "role_map": {"engineer": "member"}, "limits": Limits.none(),
+        "source_name": "hr", "target_name": "app",
+    }
+    plan = userdir.plan(source, target, **options)
+    shuffled_source, shuffled_target = source[:], target[:]
+    random.Random(7).shuffle(shuffled_source)
+    random.Random(8).shuffle(shuffled_target)
+    assert userdir.plan(shuffled_source, shuffled_target, **options).to_json() == plan.to_json()
+    assert [a.kind for a in plan.actions] == ["create"] * 5 + ["deactivate"] * 10
+    assert [a.email_key for a in plan.actions[:5]] == sorted(a.email_key for a in plan.actions[:5])
+    document = json.loads(plan.to_json())
+    assert document["source"] == "hr" and document["target"] == "app"
+    assert document["target_provider"] == "rest"
+    assert document["created_at"] == NOW.isoformat()
+    assert document["counts"]["create"] == 5 and document["counts"]["deactivate"] == 10
+    assert document["hash"] == plan.hash == plan.content_hash()
+    again = Plan.from_json(plan.to_json())
+    assert again == plan and again.intact and again.actions == plan.actions
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fields": ["name", "salary"]}, "unknown field 'salary'"),
+        ({"on_missing": "purge"}, "on_missing must be one of"),
+        ({"match": "username"}, "only 'email'"),
+        ({"delete_after": "soon"}, "delete_after must be"),
+        ({"limits": "none"}, "limits must be"),
+        ({"role_map": {"a": 1}}, "role_map must map"),
+    ],
+)
+def test_bad_settings_are_refused(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(userdir.InvalidArgumentError, match=message):
+        userdir.plan([], [], **options)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Limits(max_changes=-1), "at least 0"),
+        (lambda: Limits(max_changes="ten"), "not a percentage"),
+        (lambda: Limits(min_source_ratio=2), "from 0 to 1"),
+        (lambda: Protect(kinds=["robot"]), "unknown kind 'robot'"),
+        (lambda: Protect(emails="a@b.c"), "list of strings"),
+    ],
+)
+def test_bad_limits_and_protections_are_refused(build: Any, message: str) -> None:
+    with pytest.raises(userdir.InvalidArgumentError, match=message):
+        build()
+
+
+def test_bad_plan_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(userdir.InvalidArgumentError, match="not valid JSON"):
+        Plan.from_json("{")
+    with pytest.raises(userdir.InvalidArgumentError, match="not a userdir plan"):
+        Plan.from_json("{}")
+    with pytest.raises(userdir.InvalidArgumentError, match="cannot read plan"):
+        Plan.load(tmp_path / "missing.json")
+    plan = userdir.plan([DirectoryUser(id="1", provider="rest", email="a@example.com")], [],
+                        now=NOW, limits=Limits.none())
+    document = plan.to_dict()
+    document["actions"][0]["kind"] = "purge"
+    with pytest.raises(userdir.InvalidArgumentError, match="unknown action kind 'purge'"):
+        Plan.from_dict(document)
