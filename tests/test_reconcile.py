@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import userdir
 from userdir import (
@@ -110,7 +112,9 @@ def app() -> RestEmulator:
     emu.add_user(email="Ada@Example.com", name="Ada Lovelace", role="member")
     emu.add_user(email="grace@example.com", name="Grace Hopper", role="member")  # mover
     emu.add_user(email="alan@example.com", name="Alan M. Turing", role="member")  # renamed
-    emu.add_user(email="kat@example.com", name="Katherine Johnson", role="member", status="inactive")
+    emu.add_user(
+        email="kat@example.com", name="Katherine Johnson", role="member", status="inactive"
+    )
     emu.add_user(email="mallory@example.com", name="Mallory Quinn", role="member")  # gone
     emu.add_user(email="left.recently@example.com", name="Left Recently", role="member")
     emu.add_user(email="root@example.com", name="Root", role="owner")  # protected role
@@ -181,7 +185,9 @@ def test_protected_accounts_are_never_touched(
     assert "protected role Admin: would deactivate" in [
         a.reason for a in default.actions if isinstance(a, Skip)
     ]
-    protected_ids = {u["id"] for u in app.users if u["email"] in ("root@example.com", "svc-ci@example.com")}
+    protected_ids = {
+        u["id"] for u in app.users if u["email"] in ("root@example.com", "svc-ci@example.com")
+    }
     app.clear_requests()
     result = rc.apply(plan, target)
     assert result.ok
@@ -220,15 +226,29 @@ def test_leavers_deleted_only_after_the_grace_period(rc: Harness, app: RestEmula
     assert rc.apply(first, target).ok
     now = dt.datetime.now(dt.timezone.utc)
 
-    soon = rc.plan(source, target, limits=limits, delete_after="30d", protect=PROTECT,
-                   now=now + dt.timedelta(days=1))
+    soon = rc.plan(
+        source,
+        target,
+        limits=limits,
+        delete_after="30d",
+        protect=PROTECT,
+        now=now + dt.timedelta(days=1),
+    )
     assert soon.counts["changes"] == 0  # deactivated, waiting out the grace period
 
-    later = rc.plan(source, target, limits=limits, delete_after="30d", protect=PROTECT,
-                    now=now + dt.timedelta(days=31))
+    later = rc.plan(
+        source,
+        target,
+        limits=limits,
+        delete_after="30d",
+        protect=PROTECT,
+        now=now + dt.timedelta(days=31),
+    )
     deletes = [a for a in later.actions if isinstance(a, Delete)]
     assert {a.email_key for a in deletes} == {
-        "grace@example.com", "alan@example.com", "mallory@example.com",
+        "grace@example.com",
+        "alan@example.com",
+        "mallory@example.com",
         "left.recently@example.com",
     }  # root and svc-ci are protected; kat has no updated_at to measure by
     assert ("skip", "kat@example.com") in {(a.kind, a.email_key) for a in later.actions}
@@ -236,7 +256,10 @@ def test_leavers_deleted_only_after_the_grace_period(rc: Harness, app: RestEmula
     app.clear_requests()
     assert rc.apply(later, target).ok
     assert sorted(by_email(app)) == [
-        "ada@example.com", "kat@example.com", "root@example.com", "svc-ci@example.com"
+        "ada@example.com",
+        "kat@example.com",
+        "root@example.com",
+        "svc-ci@example.com",
     ]
     assert sorted(m for m, _ in writes(app)) == ["DELETE"] * 4
 
@@ -252,15 +275,23 @@ def test_delete_when_asked_and_ignore(rc: Harness, hr: RestEmulator, app: RestEm
 
 def test_an_inactive_account_without_timestamps_is_not_deleted() -> None:
     target = [
-        DirectoryUser(id="a1", provider="rest", email="gone@example.com",
-                      status=UserStatus.INACTIVE),
-        DirectoryUser(id="a2", provider="rest", email="old@example.com",
-                      status=UserStatus.INACTIVE, updated_at=NOW - dt.timedelta(days=90)),
+        DirectoryUser(
+            id="a1", provider="rest", email="gone@example.com", status=UserStatus.INACTIVE
+        ),
+        DirectoryUser(
+            id="a2",
+            provider="rest",
+            email="old@example.com",
+            status=UserStatus.INACTIVE,
+            updated_at=NOW - dt.timedelta(days=90),
+        ),
     ]
     source = [DirectoryUser(id="h1", provider="rest", email="x@example.com", name="X")]
     plan = userdir.plan(source, target, now=NOW, delete_after=30, limits=Limits.none())
     assert [(a.kind, a.user_id) for a in plan.actions] == [
-        ("create", None), ("delete", "a2"), ("skip", "a1")
+        ("create", None),
+        ("delete", "a2"),
+        ("skip", "a1"),
     ]
 
 
@@ -268,8 +299,7 @@ def test_cap_exceeded_changes_nothing(rc: Harness, hr: RestEmulator, app: RestEm
     source, target = rc.connect(hr), rc.connect(app)
     for cap in (5, "50%"):  # 6 changes; 50% of 8 accounts is 4
         with pytest.raises(SafetyCheckError) as caught:
-            rc.plan(source, target, role_map=ROLES, protect=PROTECT,
-                    limits=Limits(max_changes=cap))
+            rc.plan(source, target, role_map=ROLES, protect=PROTECT, limits=Limits(max_changes=cap))
         error = caught.value
         assert error.check == "max_changes"
         assert error.counts["changes"] == 6
@@ -279,8 +309,12 @@ def test_cap_exceeded_changes_nothing(rc: Harness, hr: RestEmulator, app: RestEm
         assert error.counts["cap"] == (5 if cap == 5 else 4)
         assert "6 changes (1 create, 3 update, 2 deactivate)" in str(error)
     assert not writes(app)
-    assert rc.plan(source, target, role_map=ROLES, protect=PROTECT,
-                   limits=Limits(max_changes=6)).counts["changes"] == 6
+    assert (
+        rc.plan(
+            source, target, role_map=ROLES, protect=PROTECT, limits=Limits(max_changes=6)
+        ).counts["changes"]
+        == 6
+    )
 
 
 def test_empty_or_shrunken_source_aborts(rc: Harness, app: RestEmulator) -> None:
@@ -299,8 +333,9 @@ def test_empty_or_shrunken_source_aborts(rc: Harness, app: RestEmulator) -> None
     assert caught.value.counts["target_unprotected"] == 6
     assert "2 people against 6 unprotected accounts" in str(caught.value)
     assert not writes(app)
-    relaxed = rc.plan(rc.connect(shrunk), target, protect=PROTECT,
-                      limits=Limits(min_source_ratio=0.2))
+    relaxed = rc.plan(
+        rc.connect(shrunk), target, protect=PROTECT, limits=Limits(min_source_ratio=0.2)
+    )
     assert relaxed.counts["deactivate"] == 3  # alan, mallory, left.recently
 
 
@@ -321,8 +356,9 @@ def test_target_changed_after_planning_is_skipped(
     source, target = rc.connect(hr), rc.connect(app)
     plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
     ids = {u["email"].lower(): u["id"] for u in app.users}
-    with userdir.connect("rest", base_url="https://e.test", transport=app.transport,
-                         **app.credentials) as other:
+    with userdir.connect(
+        "rest", base_url="https://e.test", transport=app.transport, **app.credentials
+    ) as other:
         other.update_user(ids["grace@example.com"], userdir.UserChanges(role="viewer"))
     app.remove_user(ids["alan@example.com"])
     app.clear_requests()
@@ -333,13 +369,17 @@ def test_target_changed_after_planning_is_skipped(
         "alan@example.com": "the account is gone since planning",
     }
     assert by_email(app)["grace@example.com"]["role"] == "viewer"  # left as someone set it
-    changed = {f"/api/v1/users/{ids['grace@example.com']}", f"/api/v1/users/{ids['alan@example.com']}"}
+    changed = {
+        f"/api/v1/users/{ids['grace@example.com']}",
+        f"/api/v1/users/{ids['alan@example.com']}",
+    }
     assert not [p for m, p in writes(app) if p in changed]
     assert len(result.done) == 4
 
 
-def test_an_edited_plan_is_refused(rc: Harness, hr: RestEmulator, app: RestEmulator,
-                                   tmp_path: Path) -> None:
+def test_an_edited_plan_is_refused(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
     source, target = rc.connect(hr), rc.connect(app)
     plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
     path = tmp_path / "plan.json"
@@ -368,18 +408,32 @@ def test_a_plan_for_another_provider_is_refused(rc: Harness, hr: RestEmulator) -
 
 def test_plan_is_deterministic_and_reads_back() -> None:
     source = [
-        DirectoryUser(id=f"h{i}", provider="org_api", email=f"p{i}@example.com",
-                      name=f"P {i}", role="Engineer")
+        DirectoryUser(
+            id=f"h{i}",
+            provider="org_api",
+            email=f"p{i}@example.com",
+            name=f"P {i}",
+            role="Engineer",
+        )
         for i in range(20)
     ]
     target = [
-        DirectoryUser(id=f"a{i}", provider="rest", email=f"P{i}@example.com", name=f"P {i}",
-                      role="member", status=UserStatus.ACTIVE)
+        DirectoryUser(
+            id=f"a{i}",
+            provider="rest",
+            email=f"P{i}@example.com",
+            name=f"P {i}",
+            role="member",
+            status=UserStatus.ACTIVE,
+        )
         for i in range(5, 30)
     ]
     options: dict[str, Any] = {
-        "now": NOW, "role_map": {"engineer": "member"}, "limits": Limits.none(),
-        "source_name": "hr", "target_name": "app",
+        "now": NOW,
+        "role_map": {"engineer": "member"},
+        "limits": Limits.none(),
+        "source_name": "hr",
+        "target_name": "app",
     }
     plan = userdir.plan(source, target, **options)
     shuffled_source, shuffled_target = source[:], target[:]
@@ -387,6 +441,9 @@ def test_plan_is_deterministic_and_reads_back() -> None:
     random.Random(8).shuffle(shuffled_target)
     assert userdir.plan(shuffled_source, shuffled_target, **options).to_json() == plan.to_json()
     assert [a.kind for a in plan.actions] == ["create"] * 5 + ["deactivate"] * 10
+    assert plan.actions[0] == Create(
+        email="p0@example.com", email_key="p0@example.com", fields={"name": "P 0", "role": "member"}
+    )
     assert [a.email_key for a in plan.actions[:5]] == sorted(a.email_key for a in plan.actions[:5])
     document = json.loads(plan.to_json())
     assert document["source"] == "hr" and document["target"] == "app"
@@ -436,9 +493,212 @@ def test_bad_plan_files_are_refused(tmp_path: Path) -> None:
         Plan.from_json("{}")
     with pytest.raises(userdir.InvalidArgumentError, match="cannot read plan"):
         Plan.load(tmp_path / "missing.json")
-    plan = userdir.plan([DirectoryUser(id="1", provider="rest", email="a@example.com")], [],
-                        now=NOW, limits=Limits.none())
+    plan = userdir.plan(
+        [DirectoryUser(id="1", provider="rest", email="a@example.com")],
+        [],
+        now=NOW,
+        limits=Limits.none(),
+    )
     document = plan.to_dict()
     document["actions"][0]["kind"] = "purge"
     with pytest.raises(userdir.InvalidArgumentError, match="unknown action kind 'purge'"):
         Plan.from_dict(document)
+
+
+# -- apply: journal, resume, lost answers, concurrency -------------------------------
+
+
+def journal_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_lost_create_answer_is_resolved_by_lookup(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    journal = tmp_path / "journal.jsonl"
+    app.clear_requests()
+    app.inject(Fault.drop_after_processing(), times=1)  # the first request: the create
+    result = rc.apply(plan, target, journal=journal, concurrency=1)
+    assert result.ok
+    created = next(r for r in result.results if r.action.kind == "create")
+    assert created.outcome == "done"
+    assert created.reason == "answer lost; found by email"
+    assert [r.method for r in app.requests].count("POST") == 1
+    assert [u["email"] for u in app.users].count("new.joiner@example.com") == 1
+    assert created.user_id == by_email(app)["new.joiner@example.com"]["id"]
+    entries = [e for e in journal_lines(journal) if e["action"] == "create"]
+    assert [e["outcome"] for e in entries] == ["unknown", "done"]
+
+
+def test_resume_after_a_lost_answer_sends_nothing_twice(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    source, target = rc.connect(hr), rc.connect(app, retries=False)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    journal = tmp_path / "journal.jsonl"
+    app.clear_requests()
+    app.inject(Fault.drop_after_processing(), times=1)  # the create happens, its answer is lost
+    app.inject(Fault.status(503), start=1)  # then the service is down: the lookup fails too
+    first = rc.apply(plan, target, journal=journal, concurrency=1)
+    assert not first.ok
+    assert len(first.failed) == 6
+    create = next(r for r in first.results if r.action.kind == "create")
+    assert create.reason is not None and create.reason.startswith("outcome unknown")
+    assert journal_lines(journal)[-1]["outcome"] == "failed"
+    assert "unknown" in [e["outcome"] for e in journal_lines(journal) if e["action"] == "create"]
+
+    app.clear_faults()
+    app.clear_requests()
+    second = rc.apply(plan, target, journal=journal, concurrency=1)
+    assert second.ok
+    assert [r.method for r in app.requests].count("POST") == 0  # found by email, not re-sent
+    assert [u["email"] for u in app.users].count("new.joiner@example.com") == 1
+    state = by_email(app)
+    assert state["grace@example.com"]["role"] == "admin"
+    assert state["mallory@example.com"]["status"] == "inactive"
+    assert state["kat@example.com"]["status"] == "active"
+
+    app.clear_requests()
+    third = rc.apply(plan, target, journal=journal)
+    assert third.ok and all(r.resumed for r in third.done)
+    assert writes(app) == [] and app.requests == []
+
+
+def test_stop_on_error_leaves_the_rest_for_a_resume(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    source, target = rc.connect(hr), rc.connect(app, retries=False)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    journal = tmp_path / "journal.jsonl"
+    app.inject(Fault.status(400), times=1)  # the create is refused
+    first = rc.apply(plan, target, journal=journal, concurrency=1, stop_on_error=True)
+    assert first.counts == {"done": 0, "skipped": 2, "failed": 1, "not_run": 5}
+    assert "new.joiner@example.com" not in by_email(app)
+    assert [e["outcome"] for e in journal_lines(journal)] == ["failed"]
+    second = rc.apply(plan, target, journal=journal, concurrency=1, stop_on_error=True)
+    assert second.counts == {"done": 6, "skipped": 2, "failed": 0, "not_run": 0}
+    assert "new.joiner@example.com" in by_email(app)
+
+
+def test_a_failure_does_not_stop_the_others(
+    rc: Harness, hr: RestEmulator, app: RestEmulator
+) -> None:
+    source, target = rc.connect(hr), rc.connect(app, retries=False)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    app.inject(Fault.status(400), times=1)
+    result = rc.apply(plan, target, concurrency=1)
+    assert result.counts == {"done": 5, "skipped": 2, "failed": 1, "not_run": 0}
+    (failed,) = result.failed
+    assert failed.action.kind == "create"
+    assert failed.reason is not None and "HTTP 400" in failed.reason
+
+
+def test_the_journal_holds_no_secrets_and_belongs_to_one_plan(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    journal = tmp_path / "journal.jsonl"
+    assert rc.apply(plan, target, journal=journal).ok
+    joiner = by_email(app)["new.joiner@example.com"]["id"]
+    password = app.password_of(joiner)
+    assert password and len(password) >= 24  # a random one, as REST needs one
+    text = journal.read_text()
+    assert password not in text and "app-token" not in text
+    entries = journal_lines(journal)
+    assert {tuple(sorted(e)) for e in entries} == {
+        ("action", "email_key", "index", "outcome", "plan", "reason", "time", "user_id")
+    }
+    assert {e["plan"] for e in entries} == {plan.hash}
+    assert sorted(e["index"] for e in entries) == list(range(6))  # skips are not journaled
+    other = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
+    if other.counts["changes"] == 0:
+        other = rc.plan(source, target, role_map={}, protect=PROTECT, limits=Limits.none())
+    with pytest.raises(SafetyCheckError) as caught:
+        rc.apply(other, target, journal=journal)
+    assert caught.value.check == "journal"
+
+
+def test_writes_run_concurrently_within_the_bound(rc: Harness) -> None:
+    hr = RestEmulator(token="hr-token")
+    app = RestEmulator(token="app-token", latency=0.02)
+    for i in range(24):
+        hr.add_user(email=f"p{i}@example.com", name=f"Person {i}", role="member")
+        app.add_user(email=f"p{i}@example.com", name=f"Old {i}", role="member")
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target)
+    assert plan.counts["update"] == 24
+    app.clear_requests()
+    result = rc.apply(plan, target, concurrency=4)
+    assert result.ok
+    events = sorted(
+        [(r.started_at, 1) for r in app.requests] + [(r.finished_at, -1) for r in app.requests]
+    )
+    in_flight = peak = 0
+    for _, delta in events:
+        in_flight += delta
+        peak = max(peak, in_flight)
+    assert 2 <= peak <= 4
+    assert all(u["name"].startswith("Person") for u in app.users)
+
+
+# -- the property: apply makes the target agree, and a second plan is empty ----------
+
+EMAILS = [f"person{i}@example.com" for i in range(10)]
+account = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["Ada", "Grace", "Alan Turing"]),
+        "role": st.sampled_from(["member", "viewer", "Editor", "owner"]),
+        "status": st.sampled_from(["active", "inactive", "pending"]),
+    }
+)
+population = st.dictionaries(st.sampled_from(EMAILS), account, max_size=len(EMAILS))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=population, target=population, cased=st.booleans())
+def test_applying_a_plan_makes_the_target_agree(
+    source: dict[str, dict[str, str]], target: dict[str, dict[str, str]], cased: bool
+) -> None:
+    hr, app = RestEmulator(token="hr-token"), RestEmulator(token="app-token")
+    for email, fields in source.items():
+        hr.add_user(email=email.upper() if cased else email, **fields)
+    for email, fields in target.items():
+        app.add_user(email=email, **fields)
+    protected = {e for e, f in target.items() if f["role"] == "owner"}
+    before = by_email(app)
+    options: dict[str, Any] = {"limits": Limits.none(), "protect": Protect(roles=["owner"])}
+    with (
+        userdir.connect(
+            "rest", base_url="https://h.test", transport=hr.transport, **hr.credentials
+        ) as source_dir,
+        userdir.connect(
+            "rest", base_url="https://a.test", transport=app.transport, **app.credentials
+        ) as target_dir,
+    ):
+        plan = userdir.plan(source_dir, target_dir, **options)
+        result = userdir.apply(plan, target_dir, concurrency=3)
+        assert result.ok, result.failed
+        after = by_email(app)
+        for email, fields in source.items():
+            if email in protected:
+                continue
+            present = fields["status"] != "inactive"
+            if not present:
+                assert email not in after or after[email]["status"] == "inactive"
+                continue
+            assert after[email]["name"] == fields["name"]
+            assert after[email]["role"] == fields["role"]
+            assert after[email]["status"] in ("active", "pending")
+        for email in target:
+            if email in protected:
+                assert after[email] == before[email]
+            elif email not in source:
+                assert after[email]["status"] == "inactive"
+        app.clear_requests()
+        again = userdir.plan(source_dir, target_dir, **options)
+        assert again.counts["changes"] == 0
+        assert userdir.apply(again, target_dir).counts["done"] == 0
+        assert writes(app) == []
