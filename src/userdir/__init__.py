@@ -7,6 +7,7 @@
 
 from ._http import Retries
 from ._reconcile import ActionResult, ApplyResult, apply, apply_async, plan, plan_async
+from ._reconcile_config import reconcile_settings
 from ._reconcile_plan import (
     Create,
     Deactivate,
@@ -125,5 +126,6 @@ __all__ = [
     "load_config_async",
     "plan",
     "plan_async",
+    "reconcile_settings",
     "register_provider",
 ]

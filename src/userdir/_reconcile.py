@@ -22,6 +22,7 @@ from typing import Any, Literal
 import attrs
 
 from ._reconcile_plan import (
+    DEFAULT_FIELDS,
     SNAPSHOT,
     Action,
     Create,
@@ -55,15 +56,16 @@ Outcome = Literal["done", "skipped", "failed", "not_run"]
 # -- planning from directories ------------------------------------------------------
 
 
-def _settings(
-    match: str,
-    fields: Iterable[str],
-    role_map: Mapping[str, str] | None,
-    on_missing: str,
-    delete_after: Any,
-    protect: Protect | None,
-    limits: Limits | None,
+def settings(
+    match: str = "email",
+    fields: Iterable[str] = DEFAULT_FIELDS,
+    role_map: Mapping[str, str] | None = None,
+    on_missing: str = "deactivate",
+    delete_after: Any = None,
+    protect: Protect | None = None,
+    limits: Limits | None = None,
 ) -> Settings:
+    """The checked :class:`Settings` of :func:`plan`'s keyword arguments."""
     if isinstance(fields, str) or not isinstance(fields, Iterable):
         raise InvalidArgumentError("fields must be a list of field names")
     if role_map is not None and not isinstance(role_map, Mapping):
@@ -117,7 +119,7 @@ def plan(
     a plan that changes too much or whose source is empty or shrank
     (:class:`SafetyCheckError`). A listing that fails raises its error: no plan.
     """
-    settings = _settings(match, fields, role_map, on_missing, delete_after, protect, limits)
+    checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits)
     sources = [
         (source, source_name or _default_name(source, "source")),
         (target, target_name or _default_name(target, "target")),
@@ -133,7 +135,7 @@ def plan(
     return make_plan(
         listings[0],
         listings[1],
-        settings,
+        checked,
         source_name=sources[0][1],
         target_name=sources[1][1],
         target_provider=_provider(target, listings[1]),
@@ -157,7 +159,7 @@ async def plan_async(
     now: dt.datetime | None = None,
 ) -> Plan:
     """:func:`plan` over asyncio directories (both listed at once)."""
-    settings = _settings(match, fields, role_map, on_missing, delete_after, protect, limits)
+    checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits)
     names = (
         source_name or _default_name(source, "source"),
         target_name or _default_name(target, "target"),
@@ -174,7 +176,7 @@ async def plan_async(
     return make_plan(
         source_users,
         target_users,
-        settings,
+        checked,
         source_name=names[0],
         target_name=names[1],
         target_provider=_provider(target, target_users),

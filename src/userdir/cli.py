@@ -14,12 +14,16 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
+from ._reconcile import ActionResult, apply, plan
+from ._reconcile_config import reconcile_settings
+from ._reconcile_plan import Action, Create, Deactivate, Plan, SafetyCheckError, Update
 from .config import load_config
 from .directory import HttpDirectory
 from .errors import (
@@ -500,7 +504,161 @@ def cmd_demo(ctx: Context) -> int:
             f"\n{len(people)} people across the three services; "
             "try `userdir --help` for list, find, export and diff.\n"
         )
+        _demo_plan(dirs, out)
     return EXIT_OK
+
+
+# -- reconcile ------------------------------------------------------------------------
+
+PLAN_COLUMNS = ("kind", "email", "email_key", "user_id", "detail")
+RESULT_COLUMNS = ("index", "kind", "email_key", "outcome", "user_id", "reason")
+DEMO_ROLES = {"Admin": "admin", "Editor": "editor", "Viewer": "viewer", "Member": "member"}
+
+
+def _detail(action: Action) -> str:
+    if isinstance(action, Create):
+        return ", ".join(f"{k}={v}" for k, v in action.fields.items())
+    if isinstance(action, Update):
+        return ", ".join(f"{k}: {action.before.get(k)} -> {v}" for k, v in action.changes.items())
+    if isinstance(action, Deactivate):
+        return f"status: {action.before.get('status')} -> inactive"
+    return str(getattr(action, "reason", ""))
+
+
+def _plan_rows(plan: Plan) -> Iterator[dict[str, Any]]:
+    for action in plan.actions:
+        yield {
+            "kind": action.kind,
+            "email": action.email,
+            "email_key": action.email_key,
+            "user_id": action.user_id,
+            "detail": _detail(action),
+        }
+
+
+def _summary(plan: Plan) -> str:
+    counts = plan.counts
+    parts = [f"{counts[kind]} {kind}" for kind in ("create", "update", "deactivate", "delete")]
+    return (
+        f"{plan.source} -> {plan.target}: {counts['changes']} change(s) "
+        f"({', '.join(parts)}), {counts['skip']} skipped"
+    )
+
+
+def cmd_plan(ctx: Context) -> int:
+    source, target = ctx.args.source, ctx.args.target
+    dirs = ctx.directories()
+    ctx.directory(source)
+    ctx.directory(target)
+    options = reconcile_settings(ctx.args.config, ctx.args.reconcile, source=source, target=target)
+    try:
+        made = plan(dirs[source], dirs[target], source_name=source, target_name=target, **options)
+    except SafetyCheckError as exc:
+        raise CommandError(f"{target}: {exc}", EXIT_USAGE) from None
+    writer = ctx.writer(PLAN_COLUMNS, ("kind", "email", "user_id", "detail"))
+    for row in _plan_rows(made):
+        writer.write(row)
+    writer.close()
+    if ctx.args.output:
+        try:
+            made.save(ctx.args.output)
+        except OSError as exc:
+            raise _unwritable(ctx.args.output, exc) from None
+        ctx.stderr.write(f"plan written to {ctx.args.output}: {_summary(made)}; nothing changed\n")
+    else:
+        ctx.stderr.write(f"{_summary(made)}; nothing changed (-o FILE to keep the plan)\n")
+    return EXIT_OK
+
+
+def _confirmed(ctx: Context, question: str) -> bool:
+    if ctx.args.yes:
+        return True
+    if not (_isatty(sys.stdin) and _isatty(ctx.stderr)):
+        raise CommandError(
+            "apply changes a directory: confirm on a terminal, or pass --yes", EXIT_USAGE
+        )
+    ctx.stderr.write(f"{question} [y/N] ")
+    ctx.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def cmd_apply(ctx: Context) -> int:
+    path = Path(ctx.args.plan)
+    loaded = Plan.load(path)
+    target = ctx.directory(loaded.target)
+    journal = Path(ctx.args.journal) if ctx.args.journal else path.with_suffix(".journal.jsonl")
+    ctx.stderr.write(f"plan {path} made {loaded.created_at.isoformat()}: {_summary(loaded)}\n")
+    if loaded.counts["changes"] and not _confirmed(
+        ctx, f"Apply {loaded.counts['changes']} change(s) to {loaded.target}?"
+    ):
+        raise CommandError("not confirmed; nothing was changed", EXIT_USAGE)
+    shown, lock = _isatty(ctx.stderr), threading.Lock()
+    finished = [0]
+
+    def tick(_result: ActionResult) -> None:
+        with lock:
+            finished[0] += 1
+            if shown:
+                ctx.stderr.write(f"\r{finished[0]}/{loaded.counts['changes']} applied")
+                ctx.stderr.flush()
+
+    try:
+        result = apply(
+            loaded,
+            target,
+            journal=journal,
+            concurrency=ctx.args.concurrency,
+            stop_on_error=ctx.args.stop_on_error,
+            on_result=tick,
+        )
+    except SafetyCheckError as exc:
+        raise CommandError(f"{loaded.target}: {exc}", EXIT_USAGE) from None
+    if shown and finished[0]:
+        ctx.stderr.write("\n")
+    writer = ctx.writer(RESULT_COLUMNS)
+    for item in result.results:
+        writer.write({**item.to_dict(), "kind": item.action.kind})
+    writer.close()
+    counts = result.counts
+    ctx.stderr.write(
+        f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+        + (f", {counts['not_run']} not run" if counts["not_run"] else "")
+        + f"; journal: {journal}\n"
+    )
+    return EXIT_OK if result.ok else EXIT_NOT_FOUND
+
+
+def _demo_plan(directories: Mapping[str, HttpDirectory], out: IO[str]) -> None:
+    made = plan(
+        directories["hr"],
+        directories["app"],
+        source_name="hr",
+        target_name="app",
+        role_map=DEMO_ROLES,
+    )
+    out.write("\nReconcile plan: hr -> app (`userdir plan hr app`; nothing applied)\n\n")
+    _table(list(_plan_rows(made)), ("kind", "email", "user_id", "detail"), out)
+    out.write(f"\n{_summary(made)}; `userdir apply plan.json` would apply it.\n")
+
+
+def _reconcile_commands(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        parents=parents,
+        help="plan joiners, movers and leavers from a source of truth; changes nothing",
+    )
+    p.add_argument("source", help="the source of truth, e.g. HR")
+    p.add_argument("target", help="the directory to bring in line")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the plan (JSON) to this file")
+    p.add_argument("--reconcile", metavar="NAME", help="settings from [reconcile.NAME]")
+    p.set_defaults(run=cmd_plan)
+    p = sub.add_parser("apply", parents=parents, help="apply a plan written by `userdir plan`")
+    p.add_argument("plan", help="the plan file")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--journal", metavar="PATH", help="default: next to the plan, .journal.jsonl")
+    p.add_argument("--concurrency", type=_positive, help="writes in flight (default: 4)")
+    p.add_argument("--stop-on-error", action="store_true", help="start nothing after a failure")
+    p.set_defaults(run=cmd_apply)
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -567,6 +725,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="see it work: three emulated services, no token").set_defaults(
         run=cmd_demo
     )
+    _reconcile_commands(sub, [])
     return parser
 
 

@@ -92,7 +92,7 @@ def read_config(
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{label}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"directories"}
+    unknown = set(data) - {"directories", "reconcile"}
     if unknown:
         raise ConfigError(f"{label}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     tables = data.get("directories")
