@@ -628,7 +628,9 @@ def _parser() -> argparse.ArgumentParser:
     _global_options(parser, None)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run"
+    )
 
     def command(name: str, text: str, run: Callable[[Context], int]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text, parents=[common])
