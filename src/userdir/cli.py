@@ -45,7 +45,10 @@ EXIT_CODES = {
         "not found (get: no such user; find: an email found nowhere);"
         " diff --exit-code: differences found"
     ),
-    EXIT_USAGE: "usage or config error (also: an operation the directory does not support)",
+    EXIT_USAGE: (
+        "usage or config error (also: an operation the directory does not support,"
+        " an export path that cannot be written)"
+    ),
     EXIT_AUTH: "authentication or permission error",
     EXIT_ERROR: "any other directory error (network, server, malformed answer)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
