@@ -92,6 +92,16 @@ def test_export_keeps_a_files_mode_and_gives_a_new_one_the_usual_mode(
     assert len(json.loads(existing.read_text())) == len(company.org_api)
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_export_keeps_the_owner_of_a_file_it_replaces(company: DemoCompany, tmp_path: Path) -> None:
+    target = tmp_path / "users.csv"
+    target.write_text("old\n")
+    os.chown(target, 4321, 4322)
+    assert run(company, "export", "hr", "-o", str(target))[0] == 0
+    assert (target.stat().st_uid, target.stat().st_gid) == (4321, 4322)
+    assert target.read_text() != "old\n"
+
+
 def test_export_into_a_fifo_writes_straight_to_it(company: DemoCompany, tmp_path: Path) -> None:
     fifo = tmp_path / "users.jsonl"
     os.mkfifo(fifo)
