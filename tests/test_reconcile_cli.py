@@ -114,6 +114,15 @@ def test_plan_refused_by_a_safety_check_exits_2(company: DemoCompany, config: Pa
     assert {r.method for r in company.rest.requests} == {"GET"}
 
 
+def test_plan_stops_when_a_listing_fails(company: DemoCompany, config: Path) -> None:
+    company.org_api.inject(Fault.status(500))
+    code, out, err = run(company, "--config", str(config), "plan", "hr", "app")
+    assert code == 4
+    assert out == ""
+    assert err.startswith("userdir: hr: [org_api] HTTP 500")
+    assert {r.method for r in company.rest.requests} <= {"GET"}
+
+
 def test_unknown_reconcile_table_and_bad_keys(
     company: DemoCompany, config: Path, tmp_path: Path
 ) -> None:

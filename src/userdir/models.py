@@ -285,6 +285,8 @@ class Capabilities:
     ``email_lookup`` is ``"native"`` when the service looks an email up itself and
     ``"scan"`` when the library has to walk the directory. ``server_filters`` names the
     ``iter_users`` filters the service applies itself; the rest are applied client-side.
+    ``user_status`` is False when the service does not say whether a user is active
+    (every user's ``status`` is ``UNKNOWN``, so filtering by status means nothing).
     """
 
     list_users: bool = True
@@ -297,6 +299,7 @@ class Capabilities:
     server_filters: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
     paging: str = "cursor"
     max_page_size: int = 100
+    user_status: bool = True
 
     @property
     def writes(self) -> bool:

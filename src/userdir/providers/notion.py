@@ -258,7 +258,7 @@ class NotionDialect(Dialect):
 
     name: ClassVar[str] = "notion"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        email_lookup="scan", me=True, paging="cursor", max_page_size=100
+        email_lookup="scan", me=True, paging="cursor", max_page_size=100, user_status=False
     )
     paging = "cursor"
     items_key = "results"

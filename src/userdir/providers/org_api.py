@@ -151,7 +151,7 @@ class OrgApiDialect(Dialect):
 
     name: ClassVar[str] = "org_api"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        email_lookup="native", paging="pages_has_more", max_page_size=100
+        email_lookup="native", paging="pages_has_more", max_page_size=100, user_status=False
     )
     paging = "pages_has_more"
     first_page = 0
