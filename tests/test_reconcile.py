@@ -702,3 +702,14 @@ def test_applying_a_plan_makes_the_target_agree(
         assert again.counts["changes"] == 0
         assert userdir.apply(again, target_dir).counts["done"] == 0
         assert writes(app) == []
+
+
+def test_readme_reconcile_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "Reconcile" example, exactly as written."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## Reconcile\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    assert Plan.load(tmp_path / "plan.json").intact
+    assert len(journal_lines(tmp_path / "plan.journal.jsonl")) == 3
