@@ -229,6 +229,10 @@ def _load(
     close: Callable[[dict[str, D]], None],
 ) -> dict[str, D]:
     label, _, tables, references = _read(source, environ)
+    if strict:  # as before: every table read and checked before any is opened
+        for options in tables.values():
+            if isinstance(options, ConfigError):
+                raise options
     opened: dict[str, D] = {}
     try:
         for name, options in tables.items():
