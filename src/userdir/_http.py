@@ -431,7 +431,9 @@ class _EngineBase:
             )
         if status >= 400:
             error = self._error_mapper(status, response.headers, body)
-            if request.endpoint_404 and isinstance(error, UserNotFoundError):
+            if isinstance(error, EndpointNotFoundError) or (
+                request.endpoint_404 and isinstance(error, UserNotFoundError)
+            ):
                 error = self.endpoint_not_found(request, error)
             self.scrub_error(error, request)
             if error.retry_after is None:
@@ -440,16 +442,18 @@ class _EngineBase:
         return Answer(status, body)
 
     def endpoint_not_found(self, request: Request, error: APIError) -> EndpointNotFoundError:
-        """A listing's or ``me``'s 404, named for what it means: a wrong URL."""
-        path = (urlsplit(self.base_url).path + self.url_path(request)) or "/"
-        return EndpointNotFoundError(
-            f"{request.method} {path}: the service has no such endpoint (is base_url "
-            f"right? it should not repeat the API's own path): {error.message}",
-            provider=error.provider,
-            status_code=error.status_code,
-            code=error.code,
-            request_id=error.request_id,
-        )
+        """A listing's or ``me``'s 404 (or a service's "no such URL"), named for what it
+        means: a wrong URL, with the path that was requested."""
+        if not isinstance(error, EndpointNotFoundError):
+            error = EndpointNotFoundError(
+                error.message,
+                provider=error.provider,
+                status_code=error.status_code,
+                code=error.code,
+                request_id=error.request_id,
+            )
+        error.endpoint = f"{request.method} {urlsplit(self.base_url).path}{self.url_path(request)}"
+        return error
 
     def retrying(self, request: Request, attempt: int, cause: Exception | None) -> None:
         """Log a retry (at INFO on the ``userdir`` logger; stamina's own log stays quiet)."""

@@ -18,7 +18,8 @@ The hierarchy::
         ├── AuthenticationError      401
         ├── PermissionDeniedError    403
         ├── UserNotFoundError        404, and the org API's "not found" 400
-        ├── EndpointNotFoundError    404 from a listing or me(): the URL is wrong (base_url?)
+        ├── EndpointNotFoundError    404 from a listing or me(), Notion's invalid_request_url:
+        │                            the URL is wrong (base_url?)
         ├── ConflictError            409
         ├── RateLimitedError         429 (``retry_after`` in seconds, if the service said)
         └── ServerError              5xx, including Notion's 529
@@ -171,8 +172,20 @@ class EndpointNotFoundError(APIError):
     """A listing or ``me()`` got a 404: the endpoint, not a user, is missing.
 
     Usually a wrong ``base_url`` (one that repeats the API's own path, such as
-    ``/api/v1``); the message names the URL path requested.
+    ``/api/v1``). ``endpoint`` names the request, e.g. ``"GET /api/v1/api/v1/users"``;
+    ``str()`` says it, ``message`` stays the service's own.
     """
+
+    endpoint: str | None = None
+
+    def __str__(self) -> str:
+        line = super().__str__()
+        if self.endpoint:
+            line += (
+                f" — no such endpoint: {self.endpoint} (is base_url right? it should not "
+                "repeat the API's own path)"
+            )
+        return line
 
 
 class ConflictError(APIError):
