@@ -92,7 +92,7 @@ def read_config(
     Environment references are expanded; nothing is connected yet. The first broken
     table raises its :class:`~userdir.ConfigError`.
     """
-    label, _, tables, _ = _read(source, environ)
+    label, tables, _ = _read(source, environ)
     checked: dict[str, dict[str, Any]] = {}
     for name, options in tables.items():
         if isinstance(options, ConfigError):
@@ -104,8 +104,8 @@ def read_config(
 def _read(
     source: str | os.PathLike[str] | Mapping[str, Any] | None,
     environ: Mapping[str, str] | None,
-) -> tuple[str, bool, dict[str, dict[str, Any] | ConfigError], dict[str, dict[str, list[str]]]]:
-    """(label, from a file?, {name: options or the table's error}, {name: {key: env names}})."""
+) -> tuple[str, dict[str, dict[str, Any] | ConfigError], dict[str, dict[str, list[str]]]]:
+    """(label, {name: options or the table's error}, {name: {key: env variable names}})."""
     env = os.environ if environ is None else environ
     explicit = source is not None
     if source is None:
@@ -153,7 +153,7 @@ def _read(
                 for key, value in table.items()
                 if isinstance(value, str)
             }
-    return label, from_file, out, references
+    return label, out, references
 
 
 def _table(
@@ -228,7 +228,7 @@ def _load(
     broken: Callable[[str, str | None, ConfigError], D],
     close: Callable[[dict[str, D]], None],
 ) -> dict[str, D]:
-    label, _, tables, references = _read(source, environ)
+    label, tables, references = _read(source, environ)
     if strict:  # as before: every table read and checked before any is opened
         for options in tables.values():
             if isinstance(options, ConfigError):
