@@ -184,7 +184,7 @@ def test_bad_options_in_a_config_are_named(tmp_path: Path) -> None:
         path.write_text(f'[directories.wiki]\nprovider = "notion"\ntoken = "t"\n{line}\n')
         for load in (userdir.load_config, userdir.load_config_async):
             with pytest.raises(userdir.ConfigError, match=named) as caught:
-                load(path)
+                load(path, strict=True)
             assert "[directories.wiki]" in str(caught.value)
 
 

@@ -228,7 +228,7 @@ def test_conflict(connect: Any, httpx_mock: HTTPXMock) -> None:
     )
     with pytest.raises(userdir.ConflictError) as info:
         connect("rest", token=REST_TOKEN, base_url=BASE).create_user(
-            NewUser(email="a@b.co", name="A")
+            NewUser(email="a@b.co", name="A", password="pw-123456")
         )
     assert info.value.message == "Email already in use"
     assert info.value.code == "conflict"

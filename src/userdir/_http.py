@@ -8,6 +8,7 @@ and differ only where I/O happens (sending, reading, sleeping).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import json
 import logging
@@ -26,11 +27,14 @@ import stamina
 from ._version import __version__
 from .errors import (
     APIError,
+    DirectoryError,
+    EndpointNotFoundError,
     InvalidArgumentError,
     MalformedResponseError,
     RateLimitedError,
     ServerError,
     TransportError,
+    UserNotFoundError,
 )
 
 __all__ = [
@@ -50,6 +54,21 @@ __all__ = [
 ]
 
 log = logging.getLogger("userdir")
+
+# Set while one of our requests is in stamina's retry loop: stamina's own logging hook
+# (WARNING "stamina.retry_scheduled", shown even with logging unconfigured) is then
+# silenced for our retries only; the host application's own stamina retries still log.
+_RETRYING: contextvars.ContextVar[bool] = contextvars.ContextVar("userdir_retrying", default=False)
+
+
+class _QuietOwnRetries(logging.Filter):
+    """Drops the ``stamina`` logger's records emitted during userdir's own retries."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _RETRYING.get()
+
+
+logging.getLogger("stamina").addFilter(_QuietOwnRetries())
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -71,6 +90,8 @@ class Request:
     path: tuple[str, ...]
     params: tuple[tuple[str, str], ...] = ()
     json: Any = None
+    #: A listing or ``me``: a 404 means the endpoint is wrong, not that a user is missing.
+    endpoint_404: bool = False
 
     @property
     def idempotent(self) -> bool:
@@ -476,11 +497,50 @@ class _EngineBase:
             )
         if status >= 400:
             error = self._error_mapper(status, response.headers, body)
+            if isinstance(error, EndpointNotFoundError) or (
+                request.endpoint_404 and isinstance(error, UserNotFoundError)
+            ):
+                error = self.endpoint_not_found(request, error)
             self.scrub_error(error, request)
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error
         return Answer(status, body)
+
+    def endpoint_not_found(self, request: Request, error: APIError) -> EndpointNotFoundError:
+        """A listing's or ``me``'s 404 (or a service's "no such URL"), named for what it
+        means: a wrong URL, with the path that was requested."""
+        if not isinstance(error, EndpointNotFoundError):
+            error = EndpointNotFoundError(
+                error.message,
+                provider=error.provider,
+                status_code=error.status_code,
+                code=error.code,
+                request_id=error.request_id,
+            )
+        error.endpoint = f"{request.method} {urlsplit(self.base_url).path}{self.url_path(request)}"
+        return error
+
+    def retrying(self, request: Request, attempt: int, cause: Exception | None) -> None:
+        """Log a retry (at INFO on the ``userdir`` logger; stamina's own log stays quiet)."""
+        if attempt > 1 and log.isEnabledFor(logging.INFO):
+            status = getattr(cause, "status_code", None)
+            why = f"HTTP {status}" if status is not None else type(cause).__name__
+            log.info(
+                "%s %s %s: retrying after %s (attempt %d of %d)",
+                self.provider,
+                request.method,
+                self.url_path(request),
+                why,
+                attempt,
+                self.retries.attempts if self.retries else 1,
+            )
+
+    def gave_up(self, error: DirectoryError, attempts: int) -> None:
+        """Say in the final error how many attempts were made, and to which host."""
+        if attempts > 1:
+            error.attempts = attempts
+            error.host = urlsplit(self.base_url).netloc  # user-info was dropped in __init__
 
     def decode(self, request: Request, answer: Answer) -> Any:
         """The JSON of a successful answer (None when it has no body)."""
@@ -548,12 +608,25 @@ class SyncEngine(_EngineBase):
                 if not self.may_retry(request, exc):
                     raise
                 first = exc
-            for attempt in self.retry_context(request, time.monotonic() - began):
-                with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
-                    return self._once(request, attempt.num, sent)
+            cause, attempts, quiet = first, 1, _RETRYING.set(True)
+            try:
+                for attempt in self.retry_context(request, time.monotonic() - began):
+                    with attempt:
+                        if first is not None:
+                            failed, first = first, None
+                            raise failed
+                        attempts = attempt.num
+                        self.retrying(request, attempts, cause)
+                        try:
+                            return self._once(request, attempts, sent)
+                        except Exception as exc:
+                            cause = exc
+                            raise
+            except DirectoryError as exc:
+                self.gave_up(exc, attempts)
+                raise
+            finally:
+                _RETRYING.reset(quiet)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if sent is not None:
@@ -626,12 +699,25 @@ class AsyncEngine(_EngineBase):
                 if not self.may_retry(request, exc):
                     raise
                 first = exc
-            async for attempt in self.retry_context(request, time.monotonic() - began):
-                with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
-                    return await self._once(request, attempt.num, sent)
+            cause, attempts, quiet = first, 1, _RETRYING.set(True)
+            try:
+                async for attempt in self.retry_context(request, time.monotonic() - began):
+                    with attempt:
+                        if first is not None:
+                            failed, first = first, None
+                            raise failed
+                        attempts = attempt.num
+                        self.retrying(request, attempts, cause)
+                        try:
+                            return await self._once(request, attempts, sent)
+                        except Exception as exc:
+                            cause = exc
+                            raise
+            except DirectoryError as exc:
+                self.gave_up(exc, attempts)
+                raise
+            finally:
+                _RETRYING.reset(quiet)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if sent is not None:

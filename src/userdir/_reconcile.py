@@ -494,12 +494,9 @@ def _write_steps(action: Update | Deactivate | Delete) -> Steps:
 
 
 def _needs_password(directory: object) -> bool:
+    """Whether creating a user there needs a password (``Capabilities.create_requires``)."""
     capabilities = getattr(directory, "capabilities", None)
-    required = getattr(capabilities, "create_requires", None)
-    if required is not None:
-        return "password" in required
-    # Until Capabilities.create_requires says so, the REST service is known to need one.
-    return getattr(directory, "provider", None) == "rest"
+    return "password" in getattr(capabilities, "create_requires", ())
 
 
 # -- a run (shared) -------------------------------------------------------------------

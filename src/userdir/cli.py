@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
+from ._hints import did_you_mean
 from ._reconcile import ActionResult, apply, plan
 from ._reconcile_config import reconcile_settings
 from ._reconcile_plan import Action, Create, Deactivate, Plan, SafetyCheckError, Update
-from .config import load_config
+from .config import credential_note, load_config
 from .directory import HttpDirectory
 from .errors import (
     AuthenticationError,
@@ -244,20 +245,35 @@ class Context:
         self._loader = loader
         self._directories: dict[str, HttpDirectory] | None = None
         self.fmt: str = args.format or ("table" if _isatty(stdout) else "jsonl")
+        #: The directory an error came from, when a command over several knows it.
+        self.at_fault: str | None = None
 
     def directories(self) -> dict[str, HttpDirectory]:
         if self._directories is None:
-            self._directories = self._loader(self.args.config)
+            try:
+                self._directories = self._loader(self.args.config)
+            except ConfigError as exc:  # the config as a whole, no one directory's fault
+                raise CommandError(str(exc), EXIT_USAGE) from None
         return self._directories
 
     def directory(self, name: str) -> HttpDirectory:
         dirs = self.directories()
         if name not in dirs:
             raise CommandError(
-                f"no directory named {name!r} in the config (known: {', '.join(dirs)})",
+                f"no directory named {name!r} in the config{did_you_mean(name, dirs)} "
+                f"(known: {', '.join(dirs)})",
                 EXIT_USAGE,
             )
         return dirs[name]
+
+    def error_line(self, directory: str | None, error: DirectoryError) -> str:
+        """``userdir: <directory>: <error>``, with where a rejected credential came from."""
+        text = str(error)
+        if isinstance(error, AuthenticationError) and directory in (self._directories or {}):
+            note = credential_note((self._directories or {})[directory])
+            if note:
+                text += f" ({note})"
+        return f"userdir: {directory}: {text}\n" if directory else f"userdir: {text}\n"
 
     def close(self) -> None:
         for directory in (self._directories or {}).values():
@@ -314,6 +330,7 @@ def cmd_providers(ctx: Context) -> int:
                 "user_status": caps.user_status if caps else None,
                 "writes": caps.writes if caps else None,
                 "server_filters": ",".join(sorted(caps.server_filters)) if caps else None,
+                "create_requires": sorted(caps.create_requires) if caps else None,
                 "options": list(info.options),
             }
         )
@@ -428,7 +445,7 @@ def cmd_find(ctx: Context) -> int:
     writer.close()
     for result in results.values():
         for name, error in result.errors.items():
-            ctx.stderr.write(f"userdir: {name}: {error}\n")
+            ctx.stderr.write(ctx.error_line(name, error))
     return _find_exit(results)
 
 
@@ -569,7 +586,14 @@ def cmd_diff(ctx: Context) -> int:
     progress = Progress(ctx.stderr)
     if progress.enabled:
         ctx.stderr.write(f"comparing {a} and {b}...\n")
-    diff = Federation({a: dirs[a], b: dirs[b]}).diff(a, b)
+    try:
+        diff = Federation({a: dirs[a], b: dirs[b]}).diff(a, b)
+    except DirectoryError as exc:
+        for name in (a, b):  # the federation's error starts with the directory at fault
+            if exc.message.startswith(f"{name}: "):
+                ctx.at_fault, exc.message = name, exc.message[len(name) + 2 :]
+                break
+        raise
     writer = ctx.writer(
         DIFF_COLUMNS, ("finding", "email_key", "a_status", "b_status", "a_role", "b_role")
     )
@@ -680,8 +704,8 @@ def cmd_plan(ctx: Context) -> int:
     except DirectoryError as exc:  # a listing failed: no plan; named by its directory
         for name in (source, target):
             if exc.message.startswith(f"{name}: "):
-                exc.message = exc.message[len(name) + 2 :]
-                raise CommandError(f"{name}: {exc}", _exit_code(exc)) from None
+                ctx.at_fault, exc.message = name, exc.message[len(name) + 2 :]
+                break
         raise
     writer = ctx.writer(PLAN_COLUMNS, ("kind", "email", "user_id", "detail"))
     for row in _plan_rows(made):
@@ -938,9 +962,8 @@ def main(
             import traceback
 
             traceback.print_exc(file=err)
-        where = getattr(args, "directory", None)
-        prefix = f"{where}: " if isinstance(where, str) else ""
-        err.write(f"userdir: {prefix}{exc}\n")
+        where = ctx.at_fault or getattr(args, "directory", None)
+        err.write(ctx.error_line(where if isinstance(where, str) else None, exc))
         return _exit_code(exc)
     except BrokenPipeError:
         return EXIT_OK

@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Protocol, runtime_checkable
 
+import attrs
+
 from ._http import Answer, AsyncEngine, Request, SyncEngine, redact_url
 from .emails import email_key
 from .errors import (
@@ -455,7 +457,10 @@ class _DirectoryBase:
         self, cursor: str | None, page_size: int, server: Mapping[str, str]
     ) -> Request:
         check_page_size(self.provider, page_size, self.capabilities.max_page_size)
-        return self.dialect.list_request(cursor, page_size, server)
+        return attrs.evolve(self.dialect.list_request(cursor, page_size, server), endpoint_404=True)
+
+    def _me_request(self) -> Request:
+        return attrs.evolve(self.dialect.me_request(), endpoint_404=True)
 
     def _page(self, cursor: str | None, page: ListPage, local: Mapping[str, str]) -> Page:
         users = self._keep(page.users, local)
@@ -727,7 +732,7 @@ class HttpDirectory(_DirectoryBase):
 
     def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
-        return self.dialect.parse_user(self.engine.request(self.dialect.me_request()))
+        return self.dialect.parse_user(self.engine.request(self._me_request()))
 
     def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""
@@ -910,8 +915,7 @@ class AsyncHttpDirectory(_DirectoryBase):
 
     async def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
-        request = self.dialect.me_request()
-        return self.dialect.parse_user(await self.engine.request(request))
+        return self.dialect.parse_user(await self.engine.request(self._me_request()))
 
     async def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""

@@ -9,7 +9,6 @@ parties publish one under the entry-point group ``userdir.providers`` or call
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import threading
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from typing import Any
 import attrs
 import httpx
 
+from ._hints import did_you_mean
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, AsyncEngine, Retries, SyncEngine
 from .directory import (
     DEFAULT_CONCURRENCY,
@@ -161,10 +161,9 @@ def get_provider(name: str) -> DialectFactory:
     """The dialect factory for ``name``; ``ConfigError`` listing the known ones if none."""
     known = _all()
     if name not in known:
-        hint = difflib.get_close_matches(str(name), known, n=1)
-        suggestion = f" — did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"unknown provider {name!r}{suggestion} (known: {', '.join(sorted(known))})"
+            f"unknown provider {name!r}{did_you_mean(name, known)} "
+            f"(known: {', '.join(sorted(known))})"
         )
     factory = known[name][0]
     return factory.load() if isinstance(factory, _LazyEntryPoint) else factory
@@ -217,11 +216,11 @@ def make_dialect(provider: str, options: Mapping[str, Any]) -> Dialect:
     if not var_kw:
         for key in options:
             if key not in names:
-                allowed = sorted(set(names) | COMMON_OPTIONS)
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                suggestion = f" — did you mean {hint[0]!r}?" if hint else ""
+                # transport= takes a Python object: no config file can set it
+                allowed = sorted((set(names) | COMMON_OPTIONS) - {"transport"})
                 raise ConfigError(
-                    f"unknown option {key!r} for provider {provider!r}{suggestion} "
+                    f"unknown option {key!r} for provider {provider!r}"
+                    f"{did_you_mean(key, allowed)} "
                     f"(options: {', '.join(allowed)})"
                 )
     missing = [name for name in required if name not in options]

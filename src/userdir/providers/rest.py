@@ -202,6 +202,7 @@ class RestDialect(Dialect):
         server_filters=frozenset({"status", "role"}),
         paging="pages_total",
         max_page_size=100,
+        create_requires=frozenset({"email", "name", "password"}),
     )
     paging = "pages_total"
     first_page = 1
@@ -258,6 +259,15 @@ class RestDialect(Dialect):
         """``POST /api/v1/users`` with email, name, role, password and settings as given."""
         if not isinstance(new_user, NewUser):
             raise InvalidArgumentError("create_user takes a userdir.NewUser", provider=self.name)
+        missing = [
+            f for f in sorted(self.capabilities.create_requires) if getattr(new_user, f) is None
+        ]
+        if missing:
+            raise InvalidArgumentError(
+                f"create_user: the {self.name} provider requires NewUser field(s): "
+                f"{', '.join(missing)}",
+                provider=self.name,
+            )
         body: dict[str, Any] = {
             "email": check_email(self.name, new_user.email),
             "name": new_user.name,
