@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -713,3 +714,121 @@ def test_readme_reconcile_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert Plan.load(tmp_path / "plan.json").intact
     assert len(journal_lines(tmp_path / "plan.journal.jsonl")) == 3
+
+
+# -- versions (ETags) and the journal's own checks -------------------------------------
+
+
+class Versioned:
+    """A target with versions: writes carry the planned version, re-reads never happen."""
+
+    provider = "versioned"
+    concurrency = 2
+    capabilities = userdir.Capabilities(update_user=True, delete_user=True)
+
+    def __init__(self, current: dict[str, str]) -> None:
+        self.current = current  # user id -> its version now
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def _check(self, user_id: str, version: str | None) -> None:
+        if version != self.current[user_id]:
+            raise userdir.APIError("precondition failed", provider="versioned", status_code=412)
+
+    def update_user(self, user_id: str, changes: Any, *, version: str | None = None) -> Any:
+        self.calls.append(("update", user_id, version))
+        self._check(user_id, version)
+        return DirectoryUser(id=user_id, provider="versioned")
+
+    def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        self.calls.append(("delete", user_id, version))
+        self._check(user_id, version)
+
+    def get_user(self, user_id: str) -> Any:
+        raise AssertionError("a target with versions is not re-read")
+
+
+class AsyncVersioned(Versioned):
+    async def update_user(self, user_id: str, changes: Any, *, version: str | None = None) -> Any:
+        return Versioned.update_user(self, user_id, changes, version=version)
+
+    async def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        Versioned.delete_user(self, user_id, version=version)
+
+
+def _versioned_plan() -> Plan:
+    before = {"email": "a@example.com", "name": "A", "role": "member", "status": "active"}
+    actions = (
+        Update(
+            email="a@example.com",
+            email_key="a@example.com",
+            user_id="u1",
+            before=before,
+            changes={"role": "admin"},
+            version='W/"1"',
+        ),
+        Update(
+            email="b@example.com",
+            email_key="b@example.com",
+            user_id="u2",
+            before=before,
+            changes={"name": "B"},
+            version='W/"1"',
+        ),
+        Delete(
+            email="c@example.com",
+            email_key="c@example.com",
+            user_id="u3",
+            before=before,
+            version='W/"7"',
+            reason="asked",
+        ),
+    )
+    plan = Plan(
+        source="hr",
+        target="scim",
+        target_provider="versioned",
+        created_at=NOW,
+        source_count=3,
+        target_count=3,
+        settings={},
+        actions=actions,
+    )
+    return attrs.evolve(plan, hash=plan.content_hash())
+
+
+@pytest.mark.parametrize("kind", [Versioned, AsyncVersioned])
+def test_versions_go_with_the_writes_and_a_412_skips(kind: type[Versioned]) -> None:
+    target = kind({"u1": 'W/"1"', "u2": 'W/"2"', "u3": 'W/"7"'})  # u2 changed since
+    plan = _versioned_plan()
+    if kind is Versioned:
+        result = userdir.apply(plan, target)  # type: ignore[arg-type]
+    else:
+        result = asyncio.run(userdir.apply_async(plan, target))  # type: ignore[arg-type]
+    assert sorted(target.calls) == [
+        ("delete", "u3", 'W/"7"'),
+        ("update", "u1", 'W/"1"'),
+        ("update", "u2", 'W/"1"'),
+    ]
+    assert [(r.action.user_id, r.outcome, r.reason) for r in result.results] == [
+        ("u1", "done", None),
+        ("u2", "skipped", "changed since planning (version differs)"),
+        ("u3", "done", None),
+    ]
+
+
+def test_a_journal_with_a_cut_last_line_resumes_and_a_bad_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    plan = _versioned_plan()
+    journal = tmp_path / "j.jsonl"
+    target = Versioned({"u1": 'W/"1"', "u2": 'W/"1"', "u3": 'W/"7"'})
+    userdir.apply(plan, target, journal=journal, concurrency=1)  # type: ignore[arg-type]
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # a crash mid-line
+    target.calls.clear()
+    result = userdir.apply(plan, target, journal=journal)  # type: ignore[arg-type]
+    assert result.ok
+    assert target.calls == [("delete", "u3", 'W/"7"')]  # only the action without an entry
+    journal.write_text("garbage\n" + journal.read_text())
+    with pytest.raises(userdir.InvalidArgumentError, match="line 1: not a journal entry"):
+        userdir.apply(plan, target, journal=journal)  # type: ignore[arg-type]
