@@ -832,3 +832,18 @@ def test_a_journal_with_a_cut_last_line_resumes_and_a_bad_one_is_refused(
     journal.write_text("garbage\n" + journal.read_text())
     with pytest.raises(userdir.InvalidArgumentError, match="line 1: not a journal entry"):
         userdir.apply(plan, target, journal=journal)  # type: ignore[arg-type]
+
+
+def test_writes_keep_the_directory_rate_limit(rc: Harness) -> None:
+    hr = RestEmulator(token="hr-token")
+    app = RestEmulator(token="app-token")
+    for i in range(8):
+        hr.add_user(email=f"p{i}@example.com", name=f"Person {i}", role="member")
+        app.add_user(email=f"p{i}@example.com", name=f"Old {i}", role="member")
+    plan = rc.plan(rc.connect(hr), rc.connect(app))
+    app.clear_requests()
+    result = rc.apply(plan, rc.connect(app, max_requests_per_second=100), concurrency=8)
+    assert result.ok
+    starts = sorted(r.started_at for r in app.requests)
+    assert len(starts) == 16  # a re-read and a write per update
+    assert starts[-1] - starts[0] >= 15 * 0.01 * 0.9  # one request per 10 ms, never a burst

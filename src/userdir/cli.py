@@ -713,7 +713,8 @@ def cmd_plan(ctx: Context) -> int:
     writer.close()
     if ctx.args.output:
         try:
-            made.save(ctx.args.output)
+            with _replacing(ctx.args.output) as out:  # a complete plan or none
+                out.write(made.to_json())
         except OSError as exc:
             raise _unwritable(ctx.args.output, exc) from None
         ctx.stderr.write(f"plan written to {ctx.args.output}: {_summary(made)}; nothing changed\n")
