@@ -719,19 +719,22 @@ def test_readme_reconcile_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
 # -- versions (ETags) and the journal's own checks -------------------------------------
 
 
+BEFORE = {"email": "a@example.com", "name": "A", "role": "member", "status": "active"}
+
+
 class Versioned:
-    """A target with versions: writes carry the planned version, re-reads never happen."""
+    """A target with versions: writes carry the planned version; only a 412 re-reads."""
 
     provider = "versioned"
     concurrency = 2
     capabilities = userdir.Capabilities(update_user=True, delete_user=True)
 
-    def __init__(self, current: dict[str, str]) -> None:
-        self.current = current  # user id -> its version now
+    def __init__(self, current: dict[str, tuple[str, dict[str, str]]]) -> None:
+        self.current = current  # user id -> (its version now, its fields now)
         self.calls: list[tuple[str, str, str | None]] = []
 
     def _check(self, user_id: str, version: str | None) -> None:
-        if version != self.current[user_id]:
+        if version != self.current[user_id][0]:
             raise userdir.APIError("precondition failed", provider="versioned", status_code=412)
 
     def update_user(self, user_id: str, changes: Any, *, version: str | None = None) -> Any:
@@ -744,7 +747,16 @@ class Versioned:
         self._check(user_id, version)
 
     def get_user(self, user_id: str) -> Any:
-        raise AssertionError("a target with versions is not re-read")
+        self.calls.append(("get", user_id, None))
+        fields = self.current[user_id][1]
+        return DirectoryUser(
+            id=user_id,
+            provider="versioned",
+            email=fields["email"],
+            name=fields["name"],
+            role=fields["role"],
+            status=UserStatus(fields["status"]),
+        )
 
 
 class AsyncVersioned(Versioned):
@@ -754,34 +766,33 @@ class AsyncVersioned(Versioned):
     async def delete_user(self, user_id: str, *, version: str | None = None) -> None:
         Versioned.delete_user(self, user_id, version=version)
 
+    async def get_user(self, user_id: str) -> Any:
+        return Versioned.get_user(self, user_id)
+
 
 def _versioned_plan() -> Plan:
-    before = {"email": "a@example.com", "name": "A", "role": "member", "status": "active"}
-    actions = (
-        Update(
+    def update(user_id: str) -> Update:
+        return Update(
             email="a@example.com",
-            email_key="a@example.com",
-            user_id="u1",
-            before=before,
+            email_key=f"{user_id}@example.com",
+            user_id=user_id,
+            before=BEFORE,
             changes={"role": "admin"},
             version='W/"1"',
-        ),
-        Update(
-            email="b@example.com",
-            email_key="b@example.com",
-            user_id="u2",
-            before=before,
-            changes={"name": "B"},
-            version='W/"1"',
-        ),
+        )
+
+    actions = (
+        update("u1"),
+        update("u2"),
         Delete(
             email="c@example.com",
             email_key="c@example.com",
             user_id="u3",
-            before=before,
+            before=BEFORE,
             version='W/"7"',
             reason="asked",
         ),
+        update("u4"),
     )
     plan = Plan(
         source="hr",
@@ -796,9 +807,20 @@ def _versioned_plan() -> Plan:
     return attrs.evolve(plan, hash=plan.content_hash())
 
 
+def _versioned_target(kind: type[Versioned] = Versioned) -> Versioned:
+    return kind(
+        {
+            "u1": ('W/"1"', BEFORE),
+            "u2": ('W/"2"', {**BEFORE, "name": "Someone Else"}),  # changed since planning
+            "u3": ('W/"7"', BEFORE),
+            "u4": ('W/"2"', {**BEFORE, "role": "admin"}),  # our write went through already
+        }
+    )
+
+
 @pytest.mark.parametrize("kind", [Versioned, AsyncVersioned])
 def test_versions_go_with_the_writes_and_a_412_skips(kind: type[Versioned]) -> None:
-    target = kind({"u1": 'W/"1"', "u2": 'W/"2"', "u3": 'W/"7"'})  # u2 changed since
+    target = _versioned_target(kind)
     plan = _versioned_plan()
     if kind is Versioned:
         result = userdir.apply(plan, target)  # type: ignore[arg-type]
@@ -806,14 +828,27 @@ def test_versions_go_with_the_writes_and_a_412_skips(kind: type[Versioned]) -> N
         result = asyncio.run(userdir.apply_async(plan, target))  # type: ignore[arg-type]
     assert sorted(target.calls) == [
         ("delete", "u3", 'W/"7"'),
+        ("get", "u2", None),  # only after a 412: whose change was it?
+        ("get", "u4", None),
         ("update", "u1", 'W/"1"'),
         ("update", "u2", 'W/"1"'),
+        ("update", "u4", 'W/"1"'),
     ]
     assert [(r.action.user_id, r.outcome, r.reason) for r in result.results] == [
         ("u1", "done", None),
         ("u2", "skipped", "changed since planning (version differs)"),
         ("u3", "done", None),
+        ("u4", "done", "already in the planned state"),
     ]
+
+
+def test_a_plan_the_target_cannot_carry_out_is_refused() -> None:
+    plan = _versioned_plan()
+    target = Versioned({})
+    target.capabilities = userdir.Capabilities(update_user=True)  # no deletes
+    with pytest.raises(userdir.UnsupportedOperationError, match="1 delete action"):
+        userdir.apply(plan, target)  # type: ignore[arg-type]
+    assert target.calls == []
 
 
 def test_a_journal_with_a_cut_last_line_resumes_and_a_bad_one_is_refused(
@@ -821,14 +856,14 @@ def test_a_journal_with_a_cut_last_line_resumes_and_a_bad_one_is_refused(
 ) -> None:
     plan = _versioned_plan()
     journal = tmp_path / "j.jsonl"
-    target = Versioned({"u1": 'W/"1"', "u2": 'W/"1"', "u3": 'W/"7"'})
+    target = _versioned_target()
     userdir.apply(plan, target, journal=journal, concurrency=1)  # type: ignore[arg-type]
     lines = journal.read_text().splitlines()
-    journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # a crash mid-line
+    journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])  # a crash mid-line
     target.calls.clear()
     result = userdir.apply(plan, target, journal=journal)  # type: ignore[arg-type]
     assert result.ok
-    assert target.calls == [("delete", "u3", 'W/"7"')]  # only the action without an entry
+    assert target.calls == [("update", "u4", 'W/"1"'), ("get", "u4", None)]  # no entry yet
     journal.write_text("garbage\n" + journal.read_text())
     with pytest.raises(userdir.InvalidArgumentError, match="line 1: not a journal entry"):
         userdir.apply(plan, target, journal=journal)  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ from .errors import (
     DirectoryError,
     InvalidArgumentError,
     TransportError,
+    UnsupportedOperationError,
     UserNotFoundError,
 )
 from .models import DirectoryUser, NewUser, UserChanges
@@ -487,9 +488,18 @@ def _write_steps(action: Update | Deactivate | Delete) -> Steps:
             return _Done("done", user_id, "already gone")
         return _Done("skipped", user_id, "the account is gone since planning")
     except DirectoryError as exc:
-        if _precondition_failed(exc):
-            return _Done("skipped", user_id, "changed since planning (version differs)")
-        raise
+        if not _precondition_failed(exc):
+            raise
+        if not isinstance(action, Delete):
+            # Our own write, whose answer was lost and which was sent again, looks the
+            # same as someone else's: the account as it is now tells them apart.
+            try:
+                current = yield _Call("get_user", (user_id,))
+            except UserNotFoundError:
+                return _Done("skipped", user_id, "the account is gone since planning")
+            if not _differences(_after(action), current):
+                return _Done("done", user_id, "already in the planned state")
+        return _Done("skipped", user_id, "changed since planning (version differs)")
     return _Done("done", user_id)
 
 
@@ -500,6 +510,30 @@ def _needs_password(directory: object) -> bool:
 
 
 # -- a run (shared) -------------------------------------------------------------------
+
+
+_NEEDS = {
+    "create": "create_user",
+    "update": "update_user",
+    "deactivate": "update_user",
+    "delete": "delete_user",
+}
+
+
+def _check_capabilities(plan: Plan, target: object) -> None:
+    """Refuse, before anything is sent, a plan the target cannot carry out."""
+    capabilities = getattr(target, "capabilities", None)
+    if capabilities is None:
+        return
+    provider = getattr(target, "provider", None)
+    for kind in sorted({action.kind for action in plan.changes}, key=list(_NEEDS).index):
+        operation = _NEEDS[kind]
+        if not getattr(capabilities, operation, False):
+            raise UnsupportedOperationError(
+                f"the plan has {plan.counts[kind]} {kind} action(s), but the {provider} "
+                f"directory cannot {operation.replace('_', ' ')}s: nothing was changed",
+                provider=provider,
+            )
 
 
 class _Run:
@@ -528,6 +562,7 @@ class _Run:
                 f"not {provider}: refusing to apply it",
                 check="wrong_target",
             )
+        _check_capabilities(plan, target)
         self.plan = plan
         self.journal = Journal(journal, plan.hash)
         self.stop_on_error = stop_on_error
