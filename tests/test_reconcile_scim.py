@@ -63,11 +63,12 @@ def scim_url() -> Iterator[str]:
 
 
 class LoseAnswers(httpx.HTTPTransport):
-    """Sends every request; loses the answer of the first POST, and is then ``down``
-    (refuses to connect) until told otherwise."""
+    """Sends every request; loses the answer of the first ``method`` request, and is
+    then ``down`` (refuses to connect) until told otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, method: str = "POST") -> None:
         super().__init__()
+        self.method = method
         self.lost = 0
         self.down = False
 
@@ -75,7 +76,7 @@ class LoseAnswers(httpx.HTTPTransport):
         if self.down:
             raise httpx.ConnectError("refused", request=request)
         response = super().handle_request(request)
-        if request.method == "POST" and not self.lost:
+        if request.method == self.method and not self.lost:
             self.lost += 1
             response.read()
             response.close()
@@ -87,8 +88,9 @@ class LoseAnswers(httpx.HTTPTransport):
 class AsyncLoseAnswers(httpx.AsyncHTTPTransport):
     """:class:`LoseAnswers` for asyncio."""
 
-    def __init__(self) -> None:
+    def __init__(self, method: str = "POST") -> None:
         super().__init__()
+        self.method = method
         self.lost = 0
         self.down = False
 
@@ -96,7 +98,7 @@ class AsyncLoseAnswers(httpx.AsyncHTTPTransport):
         if self.down:
             raise httpx.ConnectError("refused", request=request)
         response = await super().handle_async_request(request)
-        if request.method == "POST" and not self.lost:
+        if request.method == self.method and not self.lost:
             self.lost += 1
             await response.aread()
             await response.aclose()
@@ -118,10 +120,10 @@ class Scim:
     def run(self, value: Any) -> Any:
         return self.loop.run_until_complete(value) if self.mode == "async" else value
 
-    def target(self, *, lossy: bool = False, **options: Any) -> Any:
+    def target(self, *, lossy: str | None = None, **options: Any) -> Any:
         transport: Any = None
         if lossy:
-            transport = LoseAnswers() if self.mode == "sync" else AsyncLoseAnswers()
+            transport = LoseAnswers(lossy) if self.mode == "sync" else AsyncLoseAnswers(lossy)
             options["transport"] = transport
         connect = userdir.connect if self.mode == "sync" else userdir.connect_async
         directory = connect("scim", base_url=self.url, token=TOKEN, **options)
@@ -255,7 +257,7 @@ def test_scim_target_changed_after_planning_is_refused_by_its_etag(scim: Scim) -
 
 
 def test_scim_lost_answer_then_resume_creates_once(scim: Scim, tmp_path: Path) -> None:
-    target, transport = scim.target(lossy=True, retries=False)
+    target, transport = scim.target(lossy="POST", retries=False)
     plan = scim.plan(target, role_map=ROLES, protect=PROTECT)
     journal = tmp_path / "journal.jsonl"
 
@@ -277,3 +279,22 @@ def test_scim_lost_answer_then_resume_creates_once(scim: Scim, tmp_path: Path) -
     assert state["grace@example.com"].role == "admin"
     assert state["mallory@example.com"].status is userdir.UserStatus.INACTIVE
     assert state["alan@example.com"].status is userdir.UserStatus.ACTIVE
+
+
+def test_scim_lost_update_answer_then_resume(scim: Scim, tmp_path: Path) -> None:
+    target, transport = scim.target(lossy="PATCH", retries=False)
+    plan = scim.plan(target, role_map=ROLES, protect=PROTECT)
+    journal = tmp_path / "journal.jsonl"
+    first = scim.apply(plan, target, journal=journal, concurrency=1, stop_on_error=True)
+    (failed,) = first.failed
+    assert failed.action.kind == "update"  # the first write after the create
+    transport.down = False
+    second = scim.apply(plan, target, journal=journal)
+    assert second.ok
+    again = next(r for r in second.results if r.index == failed.index)
+    assert again.outcome == "done"
+    assert again.reason == "already in the planned state"  # its ETag moved: our own write
+    state = scim.state()
+    assert state["alan@example.com"].status is userdir.UserStatus.ACTIVE
+    assert state["grace@example.com"].role == "admin"
+    assert state["mallory@example.com"].status is userdir.UserStatus.INACTIVE
