@@ -332,12 +332,55 @@ def test_empty_or_shrunken_source_aborts(rc: Harness, app: RestEmulator) -> None
     assert caught.value.check == "source_shrank"
     assert caught.value.counts["source_people"] == 2
     assert caught.value.counts["target_unprotected"] == 6
-    assert "2 people against 6 unprotected accounts" in str(caught.value)
+    assert "2 active people against 6 unprotected accounts" in str(caught.value)
     assert not writes(app)
     relaxed = rc.plan(
         rc.connect(shrunk), target, protect=PROTECT, limits=Limits(min_source_ratio=0.2)
     )
     assert relaxed.counts["deactivate"] == 3  # alan, mallory, left.recently
+
+
+def test_a_source_of_leavers_only_counts_as_empty() -> None:
+    source = [
+        DirectoryUser(
+            id=f"h{i}", provider="rest", email=f"p{i}@example.com", status=UserStatus.INACTIVE
+        )
+        for i in range(3)
+    ]
+    target = [DirectoryUser(id="a", provider="rest", email="p0@example.com")]
+    with pytest.raises(SafetyCheckError) as caught:
+        userdir.plan(source, target, now=NOW)
+    assert caught.value.check == "empty_source"
+    assert "lists nobody active" in str(caught.value)
+
+
+def test_a_rehire_listed_twice_in_the_source_is_kept() -> None:
+    source = [
+        DirectoryUser(
+            id="h1",
+            provider="rest",
+            email="ada@example.com",
+            name="Ada",
+            status=UserStatus.INACTIVE,
+        ),  # the old record
+        DirectoryUser(
+            id="h2",
+            provider="rest",
+            email="ADA@example.com",
+            name="Ada L.",
+            status=UserStatus.ACTIVE,
+        ),
+    ]
+    target = [
+        DirectoryUser(
+            id="a1", provider="rest", email="ada@example.com", name="Ada", status=UserStatus.ACTIVE
+        )
+    ]
+    plan = userdir.plan(source, target, now=NOW)
+    assert [(a.kind, dict(getattr(a, "changes", {}))) for a in plan.actions] == [
+        ("update", {"name": "Ada L."})
+    ]
+    assert userdir.plan(source[::-1], target, now=NOW).actions == plan.actions
 
 
 def test_a_failed_source_listing_never_makes_a_plan(

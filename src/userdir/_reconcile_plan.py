@@ -599,7 +599,13 @@ def make_plan(
     for user in source_users:
         source_total += 1
         if user.email_key is not None:
-            source.setdefault(user.email_key, user)
+            known = source.get(user.email_key)
+            # One email twice (an old record and a rehire): the record that is not
+            # inactive wins, else the first.
+            if known is None or (
+                _wanted_status(known) == "inactive" and _wanted_status(user) != "inactive"
+            ):
+                source[user.email_key] = user
     present = {key: user for key, user in source.items() if _wanted_status(user) != "inactive"}
 
     actions: list[Action] = []
@@ -671,21 +677,21 @@ def make_plan(
 
     counts = {
         "source_users": source_total,
-        "source_people": len(source),
+        "source_people": len(present),
         "target_users": target_total,
         "target_unprotected": unprotected,
     }
     limits = settings.limits
-    if not source and not limits.allow_empty_source:
+    if not present and not limits.allow_empty_source:
         raise SafetyCheckError(
-            f"the source {source_name!r} lists nobody with an email: refusing to plan "
+            f"the source {source_name!r} lists nobody active with an email: refusing to plan "
             "(a broken export must not deactivate everyone)",
             check="empty_source",
             counts=counts,
         )
-    if unprotected and len(source) < limits.min_source_ratio * unprotected:
+    if unprotected and len(present) < limits.min_source_ratio * unprotected:
         raise SafetyCheckError(
-            f"the source {source_name!r} lists {len(source)} people against {unprotected} "
+            f"the source {source_name!r} lists {len(present)} active people against {unprotected} "
             f"unprotected accounts in {target_name!r}, under min_source_ratio="
             f"{limits.min_source_ratio}: refusing to plan",
             check="source_shrank",
