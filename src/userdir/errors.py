@@ -20,7 +20,8 @@ The hierarchy::
         ├── UserNotFoundError        404, and the org API's "not found" 400
         ├── ConflictError            409
         ├── RateLimitedError         429 (``retry_after`` in seconds, if the service said)
-        └── ServerError              5xx, including Notion's 529
+        ├── ServerError              5xx, including Notion's 529
+        └── RedirectError            3xx: redirects are never followed (``location``)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "MalformedResponseError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RedirectError",
     "ServerError",
     "TransportError",
     "UnsupportedOperationError",
@@ -166,6 +168,17 @@ class RateLimitedError(APIError):
 
 class ServerError(APIError):
     """The service failed (5xx, Notion's 529)."""
+
+
+class RedirectError(APIError):
+    """The service answered with a redirect (3xx), which ``userdir`` never follows.
+
+    ``location`` is where it pointed, without user-info, query or fragment (None when
+    the answer had no ``Location``). Usually a wrong ``base_url`` (``http`` for ``https``,
+    a missing path) or a proxy's login page.
+    """
+
+    location: str | None = None
 
 
 _BY_STATUS: dict[int, type[APIError]] = {
