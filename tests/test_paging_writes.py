@@ -30,7 +30,6 @@ from userdir.testing import Fault, RestEmulator
 
 from .concurrency import slow
 from .conftest import API_KEY, REST_TOKEN, TOKEN
-from .test_notion import API as NOTION_USERS
 from .test_notion import listing as notion_listing
 from .test_notion import person, uid
 
