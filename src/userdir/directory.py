@@ -53,7 +53,7 @@ GROW_AFTER = 0.002
 MAX_STALLED_PAGES = 3
 # How often a page-number walk starts re-reading again when the directory keeps changing
 # while it re-reads the pages that may have moved (see PagePlan).
-MAX_REREAD_RESTARTS = 3
+MAX_REREAD_RESTARTS = 8
 
 
 @runtime_checkable
