@@ -433,3 +433,26 @@ def test_page_plan_yields_everyone_present_throughout_exactly_once(
     assert requests < 500
     assert len(got) == len(set(got))
     assert initial - gone <= set(got)
+
+
+@pytest.mark.parametrize("total", ["40", -1, 2.5, True])
+def test_rest_meta_total_must_be_a_count(
+    connect: Any, httpx_mock: HTTPXMock, total: object
+) -> None:
+    body = {"data": [], "meta": {"total": total, "page": 1, "limit": 5, "pages": 0}}
+    httpx_mock.add_response(json=body)
+    directory = connect("rest", **provider_options("rest"))
+    with pytest.raises(userdir.MalformedResponseError, match=r"meta\.total"):
+        list(directory.iter_users(page_size=5))
+
+
+def test_rest_walk_without_meta_total_still_completes(connect: Any, httpx_mock: HTTPXMock) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        users = [{"id": f"u{i}"} for i in range((page - 1) * 2, min(page * 2, 5))]
+        return httpx.Response(200, json={"data": users, "meta": {"page": page, "pages": 3}})
+
+    httpx_mock.add_callback(answer, is_reusable=True)
+    got = [u.id for u in connect("rest", **provider_options("rest")).iter_users(page_size=2)]
+    assert got == [f"u{i}" for i in range(5)]
+    assert len(httpx_mock.get_requests()) == 3
