@@ -23,7 +23,7 @@ from pytest_httpx import HTTPXMock
 import userdir
 from userdir import DirectoryUser, NewUser, UserChanges
 from userdir._http import AsyncEngine, Request, SyncEngine
-from userdir.directory import MAX_STALLED_PAGES, PREFETCH_PAGES, PagePlan
+from userdir.directory import MAX_REREAD_RESTARTS, MAX_STALLED_PAGES, PREFETCH_PAGES, PagePlan
 from userdir.providers._base import ListPage
 from userdir.providers.rest import RestDialect
 from userdir.testing import Fault, RestEmulator
@@ -456,3 +456,22 @@ def test_rest_walk_without_meta_total_still_completes(connect: Any, httpx_mock: 
     got = [u.id for u in connect("rest", **provider_options("rest")).iter_users(page_size=2)]
     assert got == [f"u{i}" for i in range(5)]
     assert len(httpx_mock.get_requests()) == 3
+
+
+def test_rereading_gives_up_with_a_warning_when_the_directory_never_settles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plan = PagePlan("rest", 1, 1, totals=True)
+    total = 100
+    plan.accept(1, ListPage([user("a")], True, None, 100, total))
+    plan.accept(2, ListPage([user("b")], True, None, 100, total))
+    total -= 1
+    plan.accept(3, ListPage([user("c")], True, None, 100, total))
+    rereads = []
+    while plan.rewind is not None:  # every page read again shows another count
+        rereads.append(plan.schedule(0)[0])
+        total -= 1
+        plan.accept(rereads[-1], ListPage([user(f"x{total}")], True, None, 100, total))
+    assert rereads == [2] + [3] * MAX_REREAD_RESTARTS
+    assert "kept changing" in caplog.text
+    assert plan.schedule(0) == [4]  # the walk goes on

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -36,6 +37,8 @@ __all__ = [
     "Directory",
     "HttpDirectory",
 ]
+
+log = logging.getLogger("userdir")
 
 DEFAULT_CONCURRENCY = 4
 # How long an asyncio cursor walk waits for the next page's request to be on the wire
@@ -380,6 +383,12 @@ class PagePlan(_Sightings):
                 self.restarts += 1
                 self.rewind = highest  # the pages re-read so far may have moved again
             elif settled or page_no == self.first or changed:
+                if changed:
+                    log.warning(
+                        "%s: the directory kept changing while pages were read again; "
+                        "the walk goes on, but users may be missing",
+                        self.provider,
+                    )
                 self.rewind = None
                 self.recent = set()
             else:
