@@ -32,6 +32,7 @@ from .errors import (
     InvalidArgumentError,
     MalformedResponseError,
     RateLimitedError,
+    RedirectError,
     ServerError,
     TransportError,
     UserNotFoundError,
@@ -95,8 +96,8 @@ class Request:
 
     @property
     def idempotent(self) -> bool:
-        """Whether sending this twice is harmless (everything but POST here)."""
-        return self.method != "POST"
+        """Whether sending this twice is harmless: not for POST and PATCH (HTTP's rule)."""
+        return self.method not in ("POST", "PATCH")
 
 
 @attrs.frozen
@@ -224,6 +225,12 @@ def redact_url(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _bare_url(url: str) -> str:
+    """``url`` without user-info, query and fragment (a relative URL stays relative)."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 class TokenBucket:
@@ -495,8 +502,14 @@ class _EngineBase:
                 (time.perf_counter() - t0) * 1000,
                 attempt,
             )
+        if 300 <= status < 400:
+            raise self.redirect_error(request, response)
         if status >= 400:
             error = self._error_mapper(status, response.headers, body)
+            if attempt > 1 and request.method == "DELETE" and isinstance(error, UserNotFoundError):
+                # An earlier attempt deleted it and its answer was lost: the user is gone,
+                # which is what was asked.
+                return Answer(status, b"")
             if isinstance(error, EndpointNotFoundError) or (
                 request.endpoint_404 and isinstance(error, UserNotFoundError)
             ):
@@ -541,6 +554,26 @@ class _EngineBase:
         if attempts > 1:
             error.attempts = attempts
             error.host = urlsplit(self.base_url).netloc  # user-info was dropped in __init__
+
+    def redirect_error(self, request: Request, response: httpx.Response) -> RedirectError:
+        """The error for a 3xx answer (redirects are never followed): status and target.
+
+        The target is shown without user-info, query or fragment, which may hold secrets.
+        """
+        location = response.headers.get("location")
+        shown = _bare_url(location) if location else None
+        target = f"to {shown[:300]!r}" if shown else "without a Location"
+        error = RedirectError(
+            f"{request.method} {self.url_path(request)}: the service answered with a redirect "
+            f"{target}, which is never followed; check base_url",
+            provider=self.provider,
+            status_code=response.status_code,
+        )
+        error.location = shown
+        self.scrub_error(error, request)
+        if error.location is not None:
+            error.location = self.scrub(error.location)
+        return error
 
     def decode(self, request: Request, answer: Answer) -> Any:
         """The JSON of a successful answer (None when it has no body)."""

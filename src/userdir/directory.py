@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -39,6 +40,8 @@ __all__ = [
     "HttpDirectory",
 ]
 
+log = logging.getLogger("userdir")
+
 DEFAULT_CONCURRENCY = 4
 # How long an asyncio cursor walk waits for the next page's request to be on the wire
 # before it maps the current page (mapping holds the event loop). Transports that cannot
@@ -53,6 +56,9 @@ START_WINDOW = 1
 GROW_AFTER = 0.002
 # How many pages in a row may bring nothing new while the service says there is more.
 MAX_STALLED_PAGES = 3
+# How often a page-number walk starts re-reading again when the directory keeps changing
+# while it re-reads the pages that may have moved (see PagePlan).
+MAX_REREAD_RESTARTS = 8
 
 
 @runtime_checkable
@@ -172,16 +178,58 @@ class AsyncDirectory(Protocol):
 # -- pagination plans (shared, no I/O) ------------------------------------------
 
 
-class CursorPlan:
-    """Cursor paging: follow ``next_cursor``; a repeated cursor is a loop."""
+class _Sightings:
+    """The ids a walk has yielded, and how many pages in a row brought none new.
+
+    Both plans share it: a walk never yields an id twice, and pages that keep bringing
+    only users already yielded while the service says there is more are a loop.
+    """
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
-        self.seen: set[str] = set()
+        self.seen_ids: set[str] = set()
         self.stalled = 0
 
+    def first_sightings(self, users: list[DirectoryUser]) -> list[DirectoryUser]:
+        """The users whose id was not yielded before (first sightings only); records them."""
+        seen = self.seen_ids
+        ids = [user.id for user in users]
+        if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
+            before = len(seen)
+            seen.update(ids)
+            repeats_within = len(seen) - before != len(ids)
+            return _first_sightings(users, set()) if repeats_within else users
+        return _first_sightings(users, seen)
+
+    def progress(self, fresh: list[DirectoryUser], more: bool) -> None:
+        """Count a page that brought nothing new while ``more``; raise once it loops."""
+        if fresh or not more:
+            self.stalled = 0
+            return
+        self.stalled += 1
+        if self.stalled >= MAX_STALLED_PAGES:
+            raise MalformedResponseError(
+                f"pagination does not advance: {self.stalled} pages in a row brought "
+                "no new user while the service says there is more",
+                provider=self.provider,
+            )
+
+
+class CursorPlan(_Sightings):
+    """Cursor paging: follow ``next_cursor``; a repeated cursor is a loop."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider)
+        self.seen: set[str] = set()
+        self.empty = 0
+
     def next_cursor(self, page: Envelope) -> str | None:
-        """The cursor to ask for next, or None when done; raises on a loop."""
+        """The cursor to ask for next, or None when done; raises on a loop.
+
+        Runs before the page is mapped (maybe in a worker thread): empty pages stop the
+        walk here, before the next request; pages of users already yielded stop it in
+        :meth:`fresh`, once mapped.
+        """
         if not page.has_more or page.next_cursor is None:
             return None
         cursor = page.next_cursor
@@ -191,13 +239,19 @@ class CursorPlan:
                 provider=self.provider,
             )
         self.seen.add(cursor)
-        self.stalled = self.stalled + 1 if not page.items else 0
-        if self.stalled >= MAX_STALLED_PAGES:
+        self.empty = self.empty + 1 if not page.items else 0
+        if self.empty >= MAX_STALLED_PAGES:
             raise MalformedResponseError(
-                f"pagination does not advance: {self.stalled} empty pages in a row say has_more",
+                f"pagination does not advance: {self.empty} empty pages in a row say has_more",
                 provider=self.provider,
             )
         return cursor
+
+    def fresh(self, users: list[DirectoryUser], page: Envelope) -> list[DirectoryUser]:
+        """The mapped users of ``page`` not yielded before; raises when pages loop."""
+        fresh = self.first_sightings(users)
+        self.progress(fresh, page.has_more and page.next_cursor is not None)
+        return fresh
 
 
 class _CursorStep:
@@ -245,7 +299,7 @@ class _CursorStep:
         return self.envelope
 
 
-class PagePlan:
+class PagePlan(_Sightings):
     """Page-number paging, with totals (``pages_total``) or ``has_more`` only.
 
     Pages are scheduled ahead (a window of ``window`` in flight) and accepted strictly
@@ -253,10 +307,19 @@ class PagePlan:
     by every later one (the directory may change during the walk); with ``has_more``
     only, pages past the end are speculative and dropped. Ids already yielded are
     never yielded again.
+
+    Where answers say how many users there are (``total_items``), a count that changes
+    between pages means users may have moved across the pages already read: a deletion
+    before them moves later users back onto a page already read, where the walk would
+    never see them. The walk then drops its pages in flight and re-reads the pages
+    before, one at a time and going back, until a page holds a user yielded before the
+    change (every user before that one has been yielded) or the first page; then it goes
+    on. A change seen while re-reading starts the re-reading again from the highest page
+    read, at most ``MAX_REREAD_RESTARTS`` times for one change.
     """
 
     def __init__(self, provider: str, first: int, window: int, *, totals: bool) -> None:
-        self.provider = provider
+        super().__init__(provider)
         self.first = first
         # The window starts small and doubles whenever the next page keeps the caller
         # waiting (the network, not the CPU, is the bottleneck), up to ``window``.
@@ -266,16 +329,22 @@ class PagePlan:
         self.next_to_schedule = first
         self.next_to_accept = first
         self.last: int | None = None
-        self.seen_ids: set[str] = set()
-        self.stalled = 0
+        # Re-reading after the directory changed: the page to read next (going back),
+        # the ids first seen since the change, and how often re-reading started again.
+        self.total: int | None = None
+        self.rewind: int | None = None
+        self.recent: set[str] = set()
+        self.restarts = 0
 
     @property
     def done(self) -> bool:
-        """Whether every page up to the last has been accepted."""
-        return self.last is not None and self.next_to_accept > self.last
+        """Whether every page up to the last has been accepted (and none is to be re-read)."""
+        return self.rewind is None and self.last is not None and self.next_to_accept > self.last
 
     def schedule(self, in_flight: int) -> list[int]:
         """Page numbers to request now, given how many are already in flight."""
+        if self.rewind is not None:  # re-reading goes one page at a time
+            return [self.rewind] if in_flight == 0 else []
         out: list[int] = []
         if self.next_to_accept == self.first:  # nothing known before the first answer
             limit = self.first
@@ -290,36 +359,60 @@ class PagePlan:
 
     def accept(self, page_no: int, page: ListPage) -> list[DirectoryUser]:
         """Take the answer for ``page_no`` (the next in order); return the new users."""
-        assert page_no == self.next_to_accept
-        self.next_to_accept += 1
+        rereading = self.rewind is not None
+        assert page_no == (self.rewind if rereading else self.next_to_accept)
+        if not rereading:
+            self.next_to_accept += 1
+        highest = self.next_to_accept - 1
         if self.totals and page.total_pages is not None:
-            self.last = max(page_no, self.first + page.total_pages - 1)
-        if not page.has_more:
+            self.last = max(highest, self.first + page.total_pages - 1)
+        if not page.has_more and not rereading:
             self.last = page_no
-        seen = self.seen_ids
-        ids = [user.id for user in page.users]
-        if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
-            before = len(seen)
-            seen.update(ids)
-            repeats_within = len(seen) - before != len(ids)
-            fresh = _first_sightings(page.users, set()) if repeats_within else page.users
-        else:
-            fresh = _first_sightings(page.users, seen)
-        if not fresh and not self.done:
-            self.stalled += 1
-            if self.stalled >= MAX_STALLED_PAGES:
-                raise MalformedResponseError(
-                    f"pagination does not advance: {self.stalled} pages in a row brought "
-                    "no new user while the service says there is more",
-                    provider=self.provider,
-                )
-        else:
-            self.stalled = 0
+        changed = self._count_changed(page)
+        settled = (changed or rereading) and self._reaches_back(page)
+        fresh = self.first_sightings(page.users)
+        if not rereading:
+            self.progress(fresh, not self.done)
+        if changed and not rereading:
+            self.restarts = 0
+            self.recent = {user.id for user in fresh}
+            self.next_to_schedule = self.next_to_accept  # pages in flight may predate it
+            if not settled:
+                self.rewind = page_no - 1
+        elif rereading:
+            self.recent.update(user.id for user in fresh)
+            if changed and self.restarts < MAX_REREAD_RESTARTS:
+                self.restarts += 1
+                self.rewind = highest  # the pages re-read so far may have moved again
+            elif settled or page_no == self.first or changed:
+                if changed:
+                    log.warning(
+                        "%s: the directory kept changing while pages were read again; "
+                        "the walk goes on, but users may be missing",
+                        self.provider,
+                    )
+                self.rewind = None
+                self.recent = set()
+            else:
+                self.rewind = page_no - 1
         return fresh
 
+    def _count_changed(self, page: ListPage) -> bool:
+        """Record the directory's size; return whether it changed since the last page."""
+        if not self.totals or page.total_items is None:
+            return False
+        changed = self.total is not None and page.total_items != self.total
+        self.total = page.total_items
+        return changed
+
+    def _reaches_back(self, page: ListPage) -> bool:
+        """Whether ``page`` holds a user yielded before the directory changed."""
+        seen, recent = self.seen_ids, self.recent
+        return any(user.id in seen and user.id not in recent for user in page.users)
+
     def wanted(self, page_no: int) -> bool:
-        """Whether an in-flight page is still needed (not past the known end)."""
-        return self.last is None or page_no <= self.last
+        """Whether an in-flight page is still needed (not past the known end, not dropped)."""
+        return page_no < self.next_to_schedule and (self.last is None or page_no <= self.last)
 
     @property
     def can_grow(self) -> bool:
@@ -584,7 +677,7 @@ class HttpDirectory(_DirectoryBase):
             cursor = plan.next_cursor(envelope)
             if cursor is not None and slow:
                 break
-            yield from self._keep(self.dialect.users_of(envelope), local)
+            yield from self._keep(plan.fresh(self.dialect.users_of(envelope), envelope), local)
             if cursor is None:
                 return
             body, slow = self._timed(self._list_request(cursor, size, server), waits)
@@ -599,11 +692,11 @@ class HttpDirectory(_DirectoryBase):
             daemon=True,
         ).start()
         try:
-            yield from self._keep(self.dialect.users_of(envelope), local)
+            yield from self._keep(plan.fresh(self.dialect.users_of(envelope), envelope), local)
             while (item := pages.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                yield from self._keep(self.dialect.users_of(item), local)
+                yield from self._keep(plan.fresh(self.dialect.users_of(item), item), local)
         finally:
             stop.set()
             with contextlib.suppress(queue.Empty):
@@ -861,7 +954,9 @@ class AsyncHttpDirectory(_DirectoryBase):
                 if task is not None:
                     assert next_request is not None
                     request = next_request
-                for user in self._keep(self.dialect.users_of(envelope), local):
+                for user in self._keep(
+                    plan.fresh(self.dialect.users_of(envelope), envelope), local
+                ):
                     yield user
         finally:
             if task is not None:

@@ -22,7 +22,8 @@ The hierarchy::
         │                            the URL is wrong (base_url?)
         ├── ConflictError            409
         ├── RateLimitedError         429 (``retry_after`` in seconds, if the service said)
-        └── ServerError              5xx, including Notion's 529
+        ├── ServerError              5xx, including Notion's 529
+        └── RedirectError            3xx: redirects are never followed (``location``)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "MalformedResponseError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RedirectError",
     "ServerError",
     "TransportError",
     "UnsupportedOperationError",
@@ -198,6 +200,17 @@ class RateLimitedError(APIError):
 
 class ServerError(APIError):
     """The service failed (5xx, Notion's 529)."""
+
+
+class RedirectError(APIError):
+    """The service answered with a redirect (3xx), which ``userdir`` never follows.
+
+    ``location`` is where it pointed, without user-info, query or fragment (None when
+    the answer had no ``Location``). Usually a wrong ``base_url`` (``http`` for ``https``,
+    a missing path) or a proxy's login page.
+    """
+
+    location: str | None = None
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

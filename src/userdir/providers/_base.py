@@ -80,6 +80,7 @@ class Envelope:
     next_cursor: str | None = None
     total_pages: int | None = None
     mapped: bool = False  # items are DirectoryUsers already (a dialect with parse_list only)
+    total_items: int | None = None
 
 
 @attrs.frozen
@@ -87,13 +88,15 @@ class ListPage:
     """One parsed list answer, before the pagination strategy looks at it.
 
     ``next_cursor`` is used by cursor paging; ``total_pages`` by page numbers with
-    totals; ``has_more`` by all.
+    totals; ``has_more`` by all. ``total_items`` (how many users the directory holds,
+    where the service says) lets a page-number walk see the directory change.
     """
 
     users: list[DirectoryUser]
     has_more: bool
     next_cursor: str | None = None
     total_pages: int | None = None
+    total_items: int | None = None
 
 
 class Dialect:
@@ -139,7 +142,14 @@ class Dialect:
         if type(self).parse_list is Dialect.parse_list:
             raise NotImplementedError("a dialect implements parse_envelope or parse_list")
         page = self.parse_list(body)
-        return Envelope(list(page.users), page.has_more, page.next_cursor, page.total_pages, True)
+        return Envelope(
+            list(page.users),
+            page.has_more,
+            page.next_cursor,
+            page.total_pages,
+            True,
+            page.total_items,
+        )
 
     @staticmethod
     def parse_item(payload: Any, what: str = "user") -> DirectoryUser:
@@ -181,6 +191,7 @@ class Dialect:
             envelope.has_more,
             envelope.next_cursor,
             envelope.total_pages,
+            envelope.total_items,
         )
 
     def get_request(self, user_id: str) -> Request:

@@ -242,7 +242,10 @@ class RestDialect(Dialect):
                 raise self.malformed(f"list answer.meta.{key}: expected a non-negative integer")
         assert isinstance(page, int)
         assert isinstance(pages, int)
-        return Envelope(items, page < pages, None, pages)
+        total = meta.get("total")
+        if total is not None and (type(total) is not int or total < 0):
+            raise self.malformed("list answer.meta.total: expected a non-negative integer")
+        return Envelope(items, page < pages, None, pages, total_items=total)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /api/v1/users/{user_id}``."""
