@@ -50,11 +50,11 @@ EXIT_CODES = {
     EXIT_OK: "ok",
     EXIT_NOT_FOUND: (
         "not found (get: no such user; find: an email found nowhere);"
-        " diff --exit-code: differences found"
+        " diff --exit-code: differences found; apply: some actions failed"
     ),
     EXIT_USAGE: (
         "usage or config error (also: an operation the directory does not support,"
-        " an export path that cannot be written)"
+        " an export path that cannot be written); plan, apply: refused by a safety check"
     ),
     EXIT_AUTH: "authentication or permission error",
     EXIT_ERROR: "any other directory error (network, server, malformed answer)",
