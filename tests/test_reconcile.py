@@ -925,3 +925,54 @@ def test_writes_keep_the_directory_rate_limit(rc: Harness) -> None:
     starts = sorted(r.started_at for r in app.requests)
     assert len(starts) == 16  # a re-read and a write per update
     assert starts[-1] - starts[0] >= 15 * 0.01 * 0.9  # one request per 10 ms, never a burst
+
+
+def test_a_federation_plans_between_its_directories(mode: str) -> None:
+    from userdir.testing._demo import demo_company
+
+    company = demo_company()
+    roles = {"Admin": "admin", "Editor": "editor", "Viewer": "viewer", "Member": "member"}
+    if mode == "sync":
+        with userdir.Federation(company.directories()) as federation:
+            plan = federation.plan("hr", "app", role_map=roles, now=NOW)
+            direct = userdir.plan(
+                federation.directories["hr"],
+                federation.directories["app"],
+                source_name="hr",
+                target_name="app",
+                role_map=roles,
+                now=NOW,
+            )
+    else:
+
+        async def run() -> Plan:
+            options: dict[str, Any] = {"base_url": "https://x.test"}
+            async with userdir.AsyncFederation(
+                {
+                    "hr": userdir.connect_async(
+                        "org_api",
+                        api_key=company.org_api.api_key,
+                        transport=company.org_api.transport,
+                        **options,
+                    ),
+                    "app": userdir.connect_async(
+                        "rest",
+                        token=company.rest.token,
+                        transport=company.rest.transport,
+                        **options,
+                    ),
+                }
+            ) as federation:
+                return await federation.plan("hr", "app", role_map=roles, now=NOW)
+
+        plan = asyncio.run(run())
+        with userdir.Federation(company.directories()) as federation:
+            direct = federation.plan("hr", "app", role_map=roles, now=NOW)
+    assert plan.to_json() == direct.to_json()
+    assert (plan.source, plan.target) == ("hr", "app")
+    assert [a.kind for a in plan.actions] == ["create", "update", "deactivate"]
+    with (
+        userdir.Federation(company.directories()) as federation,
+        pytest.raises(userdir.InvalidArgumentError, match="no directory named 'payroll'"),
+    ):
+        federation.plan("payroll", "app")

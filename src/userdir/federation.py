@@ -10,7 +10,7 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -18,6 +18,9 @@ from .directory import AsyncDirectory, Directory
 from .emails import email_key
 from .errors import DirectoryError, InvalidArgumentError
 from .models import DirectoryUser, UserStatus
+
+if TYPE_CHECKING:
+    from ._reconcile_plan import Plan
 
 __all__ = [
     "AsyncFederation",
@@ -391,6 +394,19 @@ class Federation:
             users_a, users_b = _result(a, fa), _result(b, fb)
         return _diff(a, users_a, b, users_b)
 
+    def plan(self, source: str, target: str, **settings: Any) -> Plan:
+        """:func:`userdir.plan` between two of these directories, by name: make
+        ``target`` agree with ``source`` (the source of truth). Nothing is changed."""
+        from ._reconcile import plan
+
+        return plan(
+            _pick(self.directories, source),
+            _pick(self.directories, target),
+            source_name=source,
+            target_name=target,
+            **settings,
+        )
+
 
 def _result(name: str, future: Any) -> list[DirectoryUser]:
     try:
@@ -461,6 +477,18 @@ class AsyncFederation:
         assert isinstance(users_a, list)
         assert isinstance(users_b, list)
         return _diff(a, users_a, b, users_b)
+
+    async def plan(self, source: str, target: str, **settings: Any) -> Plan:
+        """:func:`userdir.plan_async` between two of these directories, by name."""
+        from ._reconcile import plan_async
+
+        return await plan_async(
+            _pick(self.directories, source),
+            _pick(self.directories, target),
+            source_name=source,
+            target_name=target,
+            **settings,
+        )
 
 
 async def _collect(directory: AsyncDirectory) -> list[DirectoryUser]:
