@@ -547,6 +547,25 @@ def test_bad_plan_files_are_refused(tmp_path: Path) -> None:
     document["actions"][0]["kind"] = "purge"
     with pytest.raises(userdir.InvalidArgumentError, match="unknown action kind 'purge'"):
         Plan.from_dict(document)
+    update = {
+        "kind": "update",
+        "email": "a@example.com",
+        "email_key": "a@example.com",
+        "user_id": "u1",
+        "before": {},
+        "version": None,
+        "changes": {"role": "admin"},
+    }
+    for edit, message in [
+        ({"changes": {"password": "x"}}, r"actions\[0\]: changes: unknown field 'password'"),
+        ({"changes": {"status": "gone"}}, "changes.status: active or inactive only"),
+        ({"changes": {"role": 7}}, "changes.role: expected a non-empty string"),
+        ({"user_id": None}, "update: needs the account's user_id"),
+        ({"before": []}, "expected a mapping"),
+    ]:
+        document["actions"] = [{**update, **edit}]
+        with pytest.raises(userdir.InvalidArgumentError, match=message):
+            Plan.from_dict(document)
 
 
 # -- apply: journal, resume, lost answers, concurrency -------------------------------

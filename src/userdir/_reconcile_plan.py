@@ -255,7 +255,24 @@ class Settings:
 
 
 def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if value is not None and not isinstance(value, Mapping):
+        raise InvalidArgumentError(f"expected a mapping, got {type(value).__name__}")
     return _read_only(value)
+
+
+def _field_values(allowed: tuple[str, ...]) -> Any:
+    """A validator: a mapping of some of ``allowed`` fields to non-empty strings."""
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+        for key, item in value.items():
+            if key not in allowed:
+                raise InvalidArgumentError(f"{attribute.name}: unknown field {key!r}")
+            if not isinstance(item, str) or not item:
+                raise InvalidArgumentError(f"{attribute.name}.{key}: expected a non-empty string")
+            if key == "status" and item not in ("active", "inactive"):
+                raise InvalidArgumentError(f"{attribute.name}.status: active or inactive only")
+
+    return check
 
 
 @attrs.frozen(kw_only=True)
@@ -267,6 +284,14 @@ class Action:
     email: str | None
     email_key: str | None
     user_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("email", "email_key", "user_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentError(f"{name}: expected a string")
+        if self.kind not in ("create", "skip") and not self.user_id:
+            raise InvalidArgumentError(f"{self.kind}: needs the account's user_id")
 
     @property
     def changes_anything(self) -> bool:
@@ -287,7 +312,14 @@ class Create(Action):
     """A joiner: create the account with the mapped ``fields`` (name, role, status)."""
 
     kind: ClassVar[str] = "create"
-    fields: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    fields: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_field_values(("name", "role")), hash=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        if not self.email:
+            raise InvalidArgumentError("a create needs an email")
 
 
 @attrs.frozen(kw_only=True)
@@ -304,7 +336,9 @@ class Update(_Write):
     """A mover: the changed fields, new values only (old ones are in ``before``)."""
 
     kind: ClassVar[str] = "update"
-    changes: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    changes: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_field_values(FIELDS), hash=False
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -348,6 +382,8 @@ def _action_from_dict(data: Any, where: str) -> Action:
         raise InvalidArgumentError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     try:
         return cls(**{key: value for key, value in data.items() if key != "kind"})
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{where}: {exc.message}") from None
     except TypeError as exc:
         raise InvalidArgumentError(f"{where}: {exc}") from None
 
