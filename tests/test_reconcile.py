@@ -684,6 +684,17 @@ def test_the_journal_holds_no_secrets_and_belongs_to_one_plan(
     assert caught.value.check == "journal"
 
 
+def test_a_journal_that_cannot_be_written_stops_the_run_first(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    target = rc.connect(app)
+    plan = rc.plan(rc.connect(hr), target, role_map=ROLES, protect=PROTECT)
+    app.clear_requests()
+    with pytest.raises(userdir.InvalidArgumentError, match="cannot write journal"):
+        rc.apply(plan, target, journal=tmp_path / "missing" / "journal.jsonl")
+    assert app.requests == []
+
+
 def test_writes_run_concurrently_within_the_bound(rc: Harness) -> None:
     hr = RestEmulator(token="hr-token")
     app = RestEmulator(token="app-token", latency=0.02)

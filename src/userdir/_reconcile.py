@@ -315,6 +315,13 @@ class Journal:
         self.last: dict[int, dict[str, Any]] = {}
         if self.path is not None and self.path.exists():
             self._read()
+        if self.path is not None:
+            try:  # before anything is sent: a journal that cannot be written stops the run
+                self.path.open("a", encoding="utf-8").close()
+            except OSError as exc:
+                raise InvalidArgumentError(
+                    f"cannot write journal {str(self.path)!r}: {exc.strerror or type(exc).__name__}"
+                ) from None
 
     def _read(self) -> None:
         assert self.path is not None
