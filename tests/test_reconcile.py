@@ -592,7 +592,11 @@ def test_a_lost_create_answer_is_resolved_by_lookup(
     assert [u["email"] for u in app.users].count("new.joiner@example.com") == 1
     assert created.user_id == by_email(app)["new.joiner@example.com"]["id"]
     entries = [e for e in journal_lines(journal) if e["action"] == "create"]
-    assert [e["outcome"] for e in entries] == ["unknown", "done"]
+    assert [(e["outcome"], e["reason"]) for e in entries] == [
+        ("unknown", "create sent, no answer yet"),  # written ahead of every create
+        ("unknown", "create sent, answer lost: " + entries[1]["reason"].split(": ", 1)[1]),
+        ("done", "answer lost; found by email"),
+    ]
 
 
 def test_resume_after_a_lost_answer_sends_nothing_twice(
@@ -629,6 +633,28 @@ def test_resume_after_a_lost_answer_sends_nothing_twice(
     assert writes(app) == [] and app.requests == []
 
 
+def test_a_run_that_died_after_sending_a_create_resumes_by_lookup(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    target = rc.connect(app)
+    plan = rc.plan(rc.connect(hr), target, role_map=ROLES, protect=PROTECT)
+    journal = tmp_path / "journal.jsonl"
+    assert rc.apply(plan, target, journal=journal, concurrency=1).ok
+    first = journal.read_text().splitlines()[0]
+    assert json.loads(first)["outcome"] == "unknown"  # the create's entry, written ahead
+    journal.write_text(first + "\n")  # as if the process died before the answer came
+    app.clear_requests()
+    result = rc.apply(plan, target, journal=journal)
+    assert [r.method for r in app.requests].count("POST") == 0
+    created = next(r for r in result.results if r.action.kind == "create")
+    assert (created.outcome, created.reason) == (
+        "done",
+        "created by an earlier run (found by email)",
+    )
+    assert [u["email"] for u in app.users].count("new.joiner@example.com") == 1
+    assert all(r.outcome != "failed" for r in result.results)
+
+
 def test_stop_on_error_leaves_the_rest_for_a_resume(
     rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
 ) -> None:
@@ -639,7 +665,7 @@ def test_stop_on_error_leaves_the_rest_for_a_resume(
     first = rc.apply(plan, target, journal=journal, concurrency=1, stop_on_error=True)
     assert first.counts == {"done": 0, "skipped": 2, "failed": 1, "not_run": 5}
     assert "new.joiner@example.com" not in by_email(app)
-    assert [e["outcome"] for e in journal_lines(journal)] == ["failed"]
+    assert [e["outcome"] for e in journal_lines(journal)] == ["unknown", "failed"]
     second = rc.apply(plan, target, journal=journal, concurrency=1, stop_on_error=True)
     assert second.counts == {"done": 6, "skipped": 2, "failed": 0, "not_run": 0}
     assert "new.joiner@example.com" in by_email(app)
@@ -675,7 +701,8 @@ def test_the_journal_holds_no_secrets_and_belongs_to_one_plan(
         ("action", "email_key", "index", "outcome", "plan", "reason", "time", "user_id")
     }
     assert {e["plan"] for e in entries} == {plan.hash}
-    assert sorted(e["index"] for e in entries) == list(range(6))  # skips are not journaled
+    # one line per action, skips not journaled, and one written ahead of the create:
+    assert sorted(e["index"] for e in entries) == [0, *range(6)]
     other = rc.plan(source, target, role_map=ROLES, protect=PROTECT)
     if other.counts["changes"] == 0:
         other = rc.plan(source, target, role_map={}, protect=PROTECT, limits=Limits.none())
@@ -786,7 +813,7 @@ def test_readme_reconcile_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert Plan.load(tmp_path / "plan.json").intact
-    assert len(journal_lines(tmp_path / "plan.journal.jsonl")) == 3
+    assert len(journal_lines(tmp_path / "plan.journal.jsonl")) == 4  # create: one ahead
 
 
 # -- versions (ETags) and the journal's own checks -------------------------------------

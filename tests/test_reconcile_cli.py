@@ -200,7 +200,7 @@ def test_apply_writes_the_journal_next_to_the_plan_and_resumes(
     journal = tmp_path / "plan.journal.jsonl"
     assert f"journal: {journal}" in err
     entries = [json.loads(line) for line in journal.read_text().splitlines()]
-    assert [e["outcome"] for e in entries] == ["done", "done"]
+    assert [e["outcome"] for e in entries] == ["unknown", "done", "done"]  # create: ahead
     company.rest.clear_requests()
     code, out, err = run(company, "--config", str(config), "apply", str(target), "--yes")
     assert code == 0

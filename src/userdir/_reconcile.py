@@ -450,6 +450,8 @@ def _create_steps(action: Create, prior: str | None, password: str | None) -> St
         password=password,
     )
     for attempt in (1, 2):
+        # Written ahead: should the run die before the answer, a resume looks first.
+        yield _Unknown("create sent, no answer yet")
         try:
             user = yield _Call("create_user", (new_user,))
             return _Done("done", user.id)
@@ -691,8 +693,15 @@ def apply(
             one(*item)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for future in [pool.submit(one, *item) for item in run.todo]:
-                future.result()
+            futures = [pool.submit(one, *item) for item in run.todo]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # Ctrl-C or a bug: start nothing more
+                run.stopped = True
+                for future in futures:
+                    future.cancel()
+                raise
     return run.result()
 
 
