@@ -803,12 +803,18 @@ def _reconcile_commands(command: Callable[..., argparse.ArgumentParser]) -> None
     p.add_argument("source", help="the source of truth, e.g. HR")
     p.add_argument("target", help="the directory to bring in line")
     p.add_argument("-o", "--output", metavar="PATH", help="write the plan (JSON) to this file")
-    p.add_argument("--reconcile", metavar="NAME", help="settings from [reconcile.NAME]")
+    p.add_argument(
+        "--reconcile",
+        metavar="NAME",
+        help="settings from [reconcile.NAME] (default: the table for this source and target)",
+    )
     p = command("apply", "apply a plan written by `userdir plan`", cmd_apply)
     p.add_argument("plan", help="the plan file")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--journal", metavar="PATH", help="default: next to the plan, .journal.jsonl")
-    p.add_argument("--concurrency", type=_positive, help="writes in flight (default: 4)")
+    p.add_argument(
+        "--concurrency", type=_positive, metavar="N", help="writes in flight, 1 to 64 (default 4)"
+    )
     p.add_argument("--stop-on-error", action="store_true", help="start nothing after a failure")
 
 
