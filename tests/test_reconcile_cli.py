@@ -222,7 +222,7 @@ def test_apply_exit_codes(company: DemoCompany, config: Path, tmp_path: Path) ->
     assert code == 1
     assert "1 done, 1 skipped, 1 failed" in err
     failed = [json.loads(line) for line in out.splitlines() if '"failed"' in line]
-    assert [(r["kind"], r["email_key"]) for r in failed] == [
+    assert [(r["action"], r["email_key"]) for r in failed] == [
         ("create", "margaret.hamilton@northwind.example")
     ]
     document = json.loads(target.read_text())

@@ -657,7 +657,7 @@ def cmd_demo(ctx: Context) -> int:
 # -- reconcile ------------------------------------------------------------------------
 
 PLAN_COLUMNS = ("kind", "email", "email_key", "user_id", "detail")
-RESULT_COLUMNS = ("index", "kind", "email_key", "outcome", "user_id", "reason")
+RESULT_COLUMNS = ("index", "action", "email_key", "outcome", "user_id", "reason", "resumed")
 DEMO_ROLES = {"Admin": "admin", "Editor": "editor", "Viewer": "viewer", "Member": "member"}
 
 
@@ -768,9 +768,9 @@ def cmd_apply(ctx: Context) -> int:
         raise CommandError(f"{loaded.target}: {exc}", EXIT_USAGE) from None
     if shown and finished[0]:
         ctx.stderr.write("\n")
-    writer = ctx.writer(RESULT_COLUMNS)
+    writer = ctx.writer(RESULT_COLUMNS, RESULT_COLUMNS[:-1])
     for item in result.results:
-        writer.write({**item.to_dict(), "kind": item.action.kind})
+        writer.write(item.to_dict())
     writer.close()
     counts = result.counts
     ctx.stderr.write(
