@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -19,7 +20,13 @@ from typing import Any
 import attrs
 import httpx
 
-from ._http import DEFAULT_MAX_RESPONSE_BYTES, AsyncEngine, Retries, SyncEngine
+from ._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AsyncEngine,
+    Retries,
+    SyncEngine,
+    plain_http_warning,
+)
 from .directory import DEFAULT_CONCURRENCY, AsyncHttpDirectory, HttpDirectory
 from .errors import ConfigError, DirectoryError
 from .models import Capabilities
@@ -253,6 +260,14 @@ def _parts(
     return dialect, engine
 
 
+def _warn_plain_http(dialect: Dialect, engine: dict[str, Any]) -> None:
+    """One UserWarning per directory whose credentials would travel unencrypted."""
+    warning = plain_http_warning(dialect.base_url, bool(engine["auth_headers"]))
+    if warning is not None:
+        # stacklevel 3: the code that called connect() or connect_async()
+        warnings.warn(f"{dialect.name}: {warning}", UserWarning, stacklevel=3)
+
+
 def connect(
     provider: str,
     *,
@@ -282,6 +297,7 @@ def connect(
             "transport": transport,
         },
     )
+    _warn_plain_http(dialect, engine)
     return HttpDirectory(dialect, SyncEngine(**engine), concurrency=concurrency)
 
 
@@ -310,4 +326,5 @@ def connect_async(
             "transport": transport,
         },
     )
+    _warn_plain_http(dialect, engine)
     return AsyncHttpDirectory(dialect, AsyncEngine(**engine), concurrency=concurrency)
