@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote as url_quote
 
 from .errors import DirectoryError, InvalidArgumentError
 
@@ -74,14 +73,13 @@ def check_credential(provider: str, option: str, value: object) -> str:
 
 
 def _char(c: str) -> str:
-    """A pattern for one character of a secret: as is, escaped, or percent-encoded."""
-    forms = [re.escape(c)]
-    encoded = url_quote(c, safe="", errors="surrogatepass")
-    if encoded != c:
-        forms.append(re.escape(encoded))
+    """A pattern for one character of a secret: as is, escaped, or percent-encoded (any
+    character may be, though most encoders leave letters and digits alone)."""
+    encoded = "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+    forms = [re.escape(c), encoded]
     if c == " ":
         forms.append(r"\+")
-    pattern = forms[0] if len(forms) == 1 else "(?:" + "|".join(forms) + ")"
+    pattern = "(?:" + "|".join(forms) + ")"
     return r"\\?" + pattern if c in _ESCAPED else pattern
 
 
