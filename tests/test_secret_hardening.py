@@ -167,6 +167,22 @@ def test_cli_uses_a_secret_file_newline_and_names_a_bad_secret_only(
     assert len(emu.requests) == 1
 
 
+def test_a_third_party_credential_header_is_stripped_and_checked_too(connect: Any) -> None:
+    # DummyDialect puts its token in the header unchecked: the engine checks every
+    # credential header, and scrubs the credential as it was sent
+    userdir.register_provider("dummy", DummyDialect, replace=True)
+    recorder = Recorder(lambda r: httpx.Response(500, json={"message": f"no {TOKEN}"}))
+    d = connect("dummy", token=TOKEN + "\r\n", transport=recorder.transport, retries=False)
+    with pytest.raises(userdir.ServerError) as info:
+        d.get_user("u1")
+    assert recorder.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert info.value.message == "no ***"
+    with pytest.raises(userdir.InvalidArgumentError, match="'Authorization'") as refused:
+        connect("dummy", token=TOKEN[:5] + "\n" + TOKEN[5:], transport=recorder.transport)
+    assert not leaked(texts_of(refused.value), TOKEN)
+    assert len(recorder.requests) == 1
+
+
 # -- local protocol errors ---------------------------------------------------------------
 
 

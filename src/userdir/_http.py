@@ -231,7 +231,7 @@ def _merge_headers(
     auth_headers: Mapping[str, str],
     url_auth: bool,
 ) -> httpx.Headers:
-    """The engine's default headers, then ``headers=``, then the credentials.
+    """The engine's default headers, then ``headers=``, then the (checked) credentials.
 
     Names compare case-insensitively (a later one replaces an earlier one). A
     ``headers=`` entry that names a credential header is refused: it would be a second
@@ -258,8 +258,7 @@ def _merge_headers(
                 provider=provider,
             )
         merged[name] = _header_value(provider, name, value)
-    for name, value in auth_headers.items():
-        merged[name] = _header_value(provider, name, value)
+    merged.update(auth_headers)
     return merged
 
 
@@ -332,6 +331,7 @@ class _EngineBase:
         # User-info goes to httpx as an auth object, never in the URL: httpx logs every
         # request's URL (INFO "HTTP Request: ..."), password included.
         self._url_auth: httpx.BasicAuth | None = None
+        auth_headers = {k: _header_value(provider, k, v) for k, v in auth_headers.items()}
         secrets = _secret_values(auth_headers)
         if "@" in urlsplit(base_url).netloc:
             parts = urlsplit(base_url)
@@ -371,10 +371,6 @@ class _EngineBase:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider} {redact_url(self.base_url)}>"
-
-    def scrub(self, text: str) -> str:
-        """Replace any credential a server echoed back with ``***``."""
-        return self.scrubber(text)
 
     def scrub_error(self, error: DirectoryError, request: Request | None = None) -> None:
         """Scrub every text field of an error, then bound its length.

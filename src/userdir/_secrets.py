@@ -124,9 +124,6 @@ class Scrubber:
     def __repr__(self) -> str:
         return f"<Scrubber of {len(self._secrets)} secret(s)>"
 
-    def __bool__(self) -> bool:
-        return bool(self._secrets)
-
     def plus(self, extra: Iterable[str]) -> Scrubber:
         """This scrubber with more secrets (masked with :data:`MASK`)."""
         known = dict(self._secrets)
