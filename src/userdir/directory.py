@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 from ._http import Answer, AsyncEngine, Request, SyncEngine, redact_url
+from ._secrets import Scrubber, quote
 from .emails import email_key
 from .errors import (
     DirectoryError,
@@ -235,7 +246,7 @@ class CursorPlan(_Sightings):
         cursor = page.next_cursor
         if cursor in self.seen:
             raise MalformedResponseError(
-                f"pagination loop: the service gave cursor {cursor[:60]!r} twice",
+                f"pagination loop: the service gave cursor {quote(cursor)} twice",
                 provider=self.provider,
             )
         self.seen.add(cursor)
@@ -489,6 +500,43 @@ class EmailMatcher:
 # -- shared directory logic ----------------------------------------------------
 
 
+_D = TypeVar("_D", bound="_DirectoryBase")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _scrubbed(
+    method: Callable[Concatenate[_D, _P], _R],
+) -> Callable[Concatenate[_D, _P], _R]:
+    """Every DirectoryError a public method raises leaves scrubbed (see ``_scrub``)."""
+
+    def call(self: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except DirectoryError as exc:
+            self._scrub(exc, args)
+            raise
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+def _scrubbed_async(
+    method: Callable[Concatenate[_D, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[_D, _P], Coroutine[Any, Any, _R]]:
+    """:func:`_scrubbed` for coroutine methods."""
+
+    async def call(self: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        except DirectoryError as exc:
+            self._scrub(exc, args)
+            raise
+
+    functools.update_wrapper(call, method)
+    return call
+
+
 def check_concurrency(value: object) -> int:
     """Refuse a ``concurrency`` that is not an int from 1 to 64."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
@@ -499,11 +547,28 @@ def check_concurrency(value: object) -> int:
 class _DirectoryBase:
     """What both directory kinds share: checks, filters and request building."""
 
-    def __init__(self, dialect: Dialect, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        scrubber: Scrubber | None = None,
+    ) -> None:
         self.dialect = dialect
         self.provider = dialect.name
         self.capabilities = dialect.capabilities
         self.concurrency = check_concurrency(concurrency)
+        self._scrubber = scrubber or Scrubber()
+
+    def _scrub(self, error: DirectoryError, args: tuple[Any, ...] = ()) -> None:
+        """Scrub an error leaving the directory: the credentials, and any password that
+        ``args`` (a NewUser, UserChanges) carried, then bound its texts."""
+        passwords = [
+            a.password
+            for a in args
+            if isinstance(a, (NewUser, UserChanges)) and isinstance(a.password, str)
+        ]
+        self._scrubber.plus(passwords).finish(error)
 
     def __repr__(self) -> str:
         return (
@@ -596,7 +661,7 @@ class HttpDirectory(_DirectoryBase):
     def __init__(
         self, dialect: Dialect, engine: SyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        super().__init__(dialect, concurrency=concurrency)
+        super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -628,6 +693,7 @@ class HttpDirectory(_DirectoryBase):
 
     # -- reading -------------------------------------------------------------
 
+    @_scrubbed
     def list_page(
         self,
         cursor: str | None = None,
@@ -641,6 +707,7 @@ class HttpDirectory(_DirectoryBase):
         page = self._fetch(self._list_request(cursor, page_size, server))
         return self._page(cursor, page, local)
 
+    @_scrubbed
     def iter_users(
         self,
         *,
@@ -653,8 +720,17 @@ class HttpDirectory(_DirectoryBase):
         size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)  # validate before the generator starts
         if self.dialect.paging == "cursor":
-            return self._iter_cursor(size, server, local)
-        return self._iter_pages(size, server, local)
+            return self._scrubbed_iter(self._iter_cursor(size, server, local))
+        return self._scrubbed_iter(self._iter_pages(size, server, local))
+
+    def _scrubbed_iter(
+        self, users: Generator[DirectoryUser, None, None]
+    ) -> Generator[DirectoryUser, None, None]:
+        try:
+            yield from users
+        except DirectoryError as exc:
+            self._scrub(exc)
+            raise
 
     def _timed(self, request: Request, waits: WaitDetector) -> tuple[Any, bool]:
         """Fetch in the calling thread; also say whether the network keeps us waiting."""
@@ -819,18 +895,22 @@ class HttpDirectory(_DirectoryBase):
             for _, future in in_flight:
                 future.cancel()
 
+    @_scrubbed
     def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
         return self.dialect.parse_user(self.engine.request(self.dialect.get_request(user_id)))
 
+    @_scrubbed
     def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
         return self.dialect.parse_user(self.engine.request(self._me_request()))
 
+    @_scrubbed
     def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""
         return self.find_users_by_email([email])[email]
 
+    @_scrubbed
     def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
         """Many emails: concurrent native lookups, or one scan that stops when all match."""
         matcher = EmailMatcher(self.provider, emails)
@@ -864,15 +944,18 @@ class HttpDirectory(_DirectoryBase):
 
     # -- writing -------------------------------------------------------------
 
+    @_scrubbed
     def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
         return self.dialect.parse_user(self.engine.request(self.dialect.create_request(new_user)))
 
+    @_scrubbed
     def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
         """Send only the fields set in ``changes``; returns the updated user."""
         request = self.dialect.update_request(user_id, changes)
         return self.dialect.parse_user(self.engine.request(request))
 
+    @_scrubbed
     def delete_user(self, user_id: str) -> None:
         """Delete a user."""
         self.engine.request(self.dialect.delete_request(user_id))
@@ -884,7 +967,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     def __init__(
         self, dialect: Dialect, engine: AsyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        super().__init__(dialect, concurrency=concurrency)
+        super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
 
     async def __aenter__(self) -> AsyncHttpDirectory:
@@ -900,6 +983,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     async def _fetch(self, request: Request) -> ListPage:
         return self.dialect.parse_list(await self.engine.request(request))
 
+    @_scrubbed_async
     async def list_page(
         self,
         cursor: str | None = None,
@@ -913,6 +997,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         page = await self._fetch(self._list_request(cursor, page_size, server))
         return self._page(cursor, page, local)
 
+    @_scrubbed
     def iter_users(
         self,
         *,
@@ -925,8 +1010,20 @@ class AsyncHttpDirectory(_DirectoryBase):
         size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)
         if self.dialect.paging == "cursor":
-            return self._iter_cursor(size, server, local)
-        return self._iter_pages(size, server, local)
+            return self._scrubbed_iter(self._iter_cursor(size, server, local))
+        return self._scrubbed_iter(self._iter_pages(size, server, local))
+
+    async def _scrubbed_iter(
+        self, users: AsyncGenerator[DirectoryUser, None]
+    ) -> AsyncGenerator[DirectoryUser, None]:
+        try:
+            async for user in users:
+                yield user
+        except DirectoryError as exc:
+            self._scrub(exc)
+            raise
+        finally:
+            await users.aclose()
 
     async def _iter_cursor(
         self, size: int, server: dict[str, str], local: dict[str, str]
@@ -1003,19 +1100,23 @@ class AsyncHttpDirectory(_DirectoryBase):
             for _, task in in_flight:
                 await _cancel(task)
 
+    @_scrubbed_async
     async def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
         request = self.dialect.get_request(user_id)
         return self.dialect.parse_user(await self.engine.request(request))
 
+    @_scrubbed_async
     async def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
         return self.dialect.parse_user(await self.engine.request(self._me_request()))
 
+    @_scrubbed_async
     async def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""
         return (await self.find_users_by_email([email]))[email]
 
+    @_scrubbed_async
     async def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
         """Many emails: concurrent native lookups, or one scan that stops when all match."""
         matcher = EmailMatcher(self.provider, emails)
@@ -1049,16 +1150,19 @@ class AsyncHttpDirectory(_DirectoryBase):
         except UserNotFoundError:
             return None
 
+    @_scrubbed_async
     async def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
         request = self.dialect.create_request(new_user)
         return self.dialect.parse_user(await self.engine.request(request))
 
+    @_scrubbed_async
     async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
         """Send only the fields set in ``changes``; returns the updated user."""
         request = self.dialect.update_request(user_id, changes)
         return self.dialect.parse_user(await self.engine.request(request))
 
+    @_scrubbed_async
     async def delete_user(self, user_id: str) -> None:
         """Delete a user."""
         await self.engine.request(self.dialect.delete_request(user_id))

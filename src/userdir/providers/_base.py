@@ -19,6 +19,7 @@ import cattrs
 import httpx
 
 from .._http import Request, redact_url
+from .._secrets import quote
 from ..emails import email_key
 from ..errors import (
     APIError,
@@ -260,7 +261,8 @@ def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str |
 
     Understands ``{"code", "message"}``, ``{"error": "text"}``,
     ``{"error": {"code", "message"}}`` and ``{"detail": ...}``. A body that is not
-    JSON gives ``(None, None, request_id-from-headers)``.
+    JSON gives ``(None, None, request_id-from-headers)``. The texts come whole, as the
+    service sent them: the engine scrubs them before it bounds their length.
     """
     request_id = headers.get("x-request-id")
     try:
@@ -287,16 +289,16 @@ def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str |
         request_id = rid
     return (
         _one_line(code),
-        message[:2000] if isinstance(message, str) else None,
+        message if isinstance(message, str) else None,
         _one_line(request_id),
     )
 
 
-def _one_line(value: object, limit: int = 200) -> str | None:
-    """A code or request id as the service sent it, on one line and of bounded length."""
+def _one_line(value: object) -> str | None:
+    """A code or request id as the service sent it, on one line (None if empty)."""
     if not isinstance(value, str):
         return None
-    return " ".join(value.split())[:limit] or None
+    return " ".join(value.split()) or None
 
 
 def check_id(provider: str, user_id: object) -> str:
@@ -460,7 +462,7 @@ def map_payload(
         else:
             details = f"{what}: {exc}"
         raise MalformedResponseError(
-            f"cannot map the answer: {details}"[:1000], provider=provider
+            f"cannot map the answer: {details}", provider=provider
         ) from None
     except RecursionError:
         raise MalformedResponseError(f"{what}: nested too deeply", provider=provider) from None
@@ -484,7 +486,7 @@ def _json_type(value: Any) -> str:
 def describe(value: Any) -> str:
     """A short description of a JSON value for a message: never its full text."""
     if isinstance(value, str):
-        return repr(value[:40])
+        return quote(value)
     return _json_type(value)
 
 

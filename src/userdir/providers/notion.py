@@ -14,6 +14,7 @@ import attrs
 import httpx
 
 from .._http import Request, redact_url
+from .._secrets import check_credential
 from ..errors import (
     APIError,
     AuthenticationError,
@@ -205,7 +206,7 @@ def _finish(native: NotionUser, raw: Mapping[str, Any], what: str) -> DirectoryU
     require_id(NotionDialect.name, native.id, what)
     if native.object != "user":
         raise MalformedResponseError(
-            f"{what}: expected object 'user', got {native.object[:40]!r}",
+            f"{what}: expected object 'user', got {describe(native.object)}",
             provider=NotionDialect.name,
         )
     extra: dict[str, Any] = {}
@@ -273,6 +274,7 @@ class NotionDialect(Dialect):
             raise InvalidArgumentError(
                 "notion needs token= (an integration token)", provider="notion"
             )
+        self.token = check_credential(self.name, "token", self.token)
         if not isinstance(self.notion_version, str) or not self.notion_version.strip():
             raise InvalidArgumentError(
                 "notion_version= must be a non-empty string", provider="notion"
