@@ -6,7 +6,8 @@
 """
 
 from ._http import Retries
-from ._reconcile import ActionResult, ApplyResult, apply, apply_async, plan, plan_async
+from ._reconcile import plan, plan_async
+from ._reconcile_apply import ActionResult, ApplyResult, apply, apply_async
 from ._reconcile_config import reconcile_settings
 from ._reconcile_plan import (
     Create,

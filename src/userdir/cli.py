@@ -25,7 +25,8 @@ from typing import IO, Any
 
 from . import __version__
 from ._hints import did_you_mean
-from ._reconcile import ActionResult, apply, plan
+from ._reconcile import plan
+from ._reconcile_apply import ActionResult, apply
 from ._reconcile_config import reconcile_settings
 from ._reconcile_plan import Action, Create, Deactivate, Plan, SafetyCheckError, Update
 from .config import credential_note, load_config
