@@ -1033,3 +1033,24 @@ def test_a_federation_plans_between_its_directories(mode: str) -> None:
         pytest.raises(userdir.InvalidArgumentError, match="no directory named 'payroll'"),
     ):
         federation.plan("payroll", "app")
+
+
+def test_only_tries_the_plan_on_some_accounts_first(
+    rc: Harness, hr: RestEmulator, app: RestEmulator
+) -> None:
+    source, target = rc.connect(hr), rc.connect(app)
+    plan = rc.plan(source, target, role_map=ROLES, protect=PROTECT, only=["GRACE@example.com"])
+    assert [(a.kind, a.email_key) for a in plan.actions] == [("update", "grace@example.com")]
+    assert plan.counts["source_users"] == plan.counts["target_users"] == 1
+    assert plan.settings["only"] == ["GRACE@example.com"]
+    assert rc.apply(plan, target).ok
+    state = by_email(app)
+    assert state["grace@example.com"]["role"] == "admin"
+    assert state["mallory@example.com"]["status"] == "active"  # not in the trial
+    patterns = rc.plan(source, target, role_map=ROLES, protect=PROTECT, only=["*left*", "new.*"])
+    assert {(a.kind, a.email_key) for a in patterns.actions} == {
+        ("create", "new.joiner@example.com"),
+        ("deactivate", "left.recently@example.com"),
+    }
+    with pytest.raises(userdir.InvalidArgumentError, match="list of strings"):
+        rc.plan(source, target, only="grace@example.com")

@@ -41,6 +41,7 @@ def settings(
     delete_after: Any = None,
     protect: Protect | None = None,
     limits: Limits | None = None,
+    only: Iterable[str] = (),
 ) -> Settings:
     """The checked :class:`Settings` of :func:`plan`'s keyword arguments."""
     if isinstance(fields, str) or not isinstance(fields, Iterable):
@@ -55,6 +56,7 @@ def settings(
         delete_after=parse_duration(delete_after),
         protect=Protect() if protect is None else protect,
         limits=Limits() if limits is None else limits,
+        only=only,
     )
 
 
@@ -81,6 +83,7 @@ def plan(
     delete_after: dt.timedelta | float | str | None = None,
     protect: Protect | None = None,
     limits: Limits | None = None,
+    only: Iterable[str] = (),
     now: dt.datetime | None = None,
 ) -> Plan:
     """Plan the creates, updates, deactivations and deletions that make ``target``
@@ -94,9 +97,11 @@ def plan(
     ``delete_after`` by its ``updated_at``; ``on_missing="delete"`` deletes at once,
     ``"ignore"`` leaves it. ``protect`` accounts are never touched; ``limits`` stop
     a plan that changes too much or whose source is empty or shrank
-    (:class:`SafetyCheckError`). A listing that fails raises its error: no plan.
+    (:class:`SafetyCheckError`). ``only`` (emails or patterns) limits the plan to
+    those accounts, to try it on one person first. A listing that fails raises its
+    error: no plan.
     """
-    checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits)
+    checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
     sources = [
         (source, source_name or _default_name(source, "source")),
         (target, target_name or _default_name(target, "target")),
@@ -133,10 +138,11 @@ async def plan_async(
     delete_after: dt.timedelta | float | str | None = None,
     protect: Protect | None = None,
     limits: Limits | None = None,
+    only: Iterable[str] = (),
     now: dt.datetime | None = None,
 ) -> Plan:
     """:func:`plan` over asyncio directories (both listed at once)."""
-    checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits)
+    checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
     names = (
         source_name or _default_name(source, "source"),
         target_name or _default_name(target, "target"),

@@ -11,6 +11,7 @@
     role_map = { Admin = "admin", Engineer = "member", "*" = "viewer" }
     protect = { kinds = ["bot"], emails = ["svc-*@example.com"], roles = ["owner", "admin"] }
     limits = { max_changes = "10%", min_source_ratio = 0.5 }
+    only = ["ada@example.com"]          # try it on some accounts first (patterns)
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def reconcile_settings(
         raise ConfigError(f"{where}: unknown key(s): {', '.join(sorted(unknown))}")
     options: dict[str, Any] = {}
     try:
-        for key in ("fields", "role_map", "on_missing"):
+        for key in ("fields", "role_map", "on_missing", "only"):
             if key in table:
                 options[key] = table[key]
         if "delete_after" in table:

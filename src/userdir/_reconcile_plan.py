@@ -210,6 +210,7 @@ class Settings:
     delete_after: dt.timedelta | None = None
     protect: Protect = attrs.Factory(Protect)
     limits: Limits = attrs.Factory(Limits)
+    only: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     def __attrs_post_init__(self) -> None:
         if self.match != "email":
@@ -231,6 +232,14 @@ class Settings:
         if not isinstance(self.limits, Limits):
             raise InvalidArgumentError("limits must be a userdir.Limits")
 
+    def selected(self, key: str | None) -> bool:
+        """Whether an account takes part: all do, unless ``only`` names some (patterns)."""
+        if not self.only:
+            return True
+        return key is not None and any(
+            fnmatch.fnmatchcase(key.lower(), pattern.lower()) for pattern in self.only
+        )
+
     def target_role(self, role: str) -> str:
         """The target's role for a source role: the mapping table (ignoring case), else as is."""
         folded = {key.casefold(): value for key, value in self.role_map.items()}
@@ -248,6 +257,7 @@ class Settings:
             ),
             "protect": self.protect.to_dict(),
             "limits": self.limits.to_dict(),
+            "only": list(self.only),
         }
 
 
@@ -633,6 +643,8 @@ def make_plan(
     source: dict[str, DirectoryUser] = {}
     source_total = 0
     for user in source_users:
+        if not settings.selected(user.email_key):
+            continue
         source_total += 1
         if user.email_key is not None:
             known = source.get(user.email_key)
@@ -649,8 +661,10 @@ def make_plan(
     target_total = 0
     unprotected = 0
     for user in target_users:
-        target_total += 1
         key = user.email_key
+        if not settings.selected(key):
+            continue
+        target_total += 1
         protected = settings.protect.reason(user)
         if key is None:
             if protected is None:

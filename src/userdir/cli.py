@@ -698,6 +698,8 @@ def cmd_plan(ctx: Context) -> int:
     ctx.directory(source)
     ctx.directory(target)
     options = reconcile_settings(ctx.args.config, ctx.args.reconcile, source=source, target=target)
+    if ctx.args.only:
+        options["only"] = ctx.args.only
     try:
         made = plan(dirs[source], dirs[target], source_name=source, target_name=target, **options)
     except SafetyCheckError as exc:
@@ -804,6 +806,12 @@ def _reconcile_commands(command: Callable[..., argparse.ArgumentParser]) -> None
     p.add_argument("source", help="the source of truth, e.g. HR")
     p.add_argument("target", help="the directory to bring in line")
     p.add_argument("-o", "--output", metavar="PATH", help="write the plan (JSON) to this file")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="EMAIL",
+        help="only this account (an email or a pattern such as '*@sales.example.com'; repeat)",
+    )
     p.add_argument(
         "--reconcile",
         metavar="NAME",
