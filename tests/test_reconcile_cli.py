@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import sys
@@ -45,6 +46,10 @@ limits = { max_changes = 10 }
 
 [reconcile.strict]
 limits = { max_changes = 1 }
+
+[reconcile.trial]
+only = ["katherine.*"]
+delete_after = "12h"
 """
 
 
@@ -147,7 +152,7 @@ def test_unknown_reconcile_table_and_bad_keys(
     company: DemoCompany, config: Path, tmp_path: Path
 ) -> None:
     code, _, err = run(company, "--config", str(config), "plan", "hr", "app", "--reconcile", "nope")
-    assert code == 2 and "no [reconcile.nope] table (known: hr-app, strict)" in err
+    assert code == 2 and "no [reconcile.nope] table (known: hr-app, strict, trial)" in err
     bad = tmp_path / "bad.toml"
     bad.write_text(CONFIG + '\n[reconcile.typo]\nprotekt = ["x"]\n')
     code, _, err = run(company, "--config", str(bad), "plan", "hr", "app", "--reconcile", "typo")
@@ -169,6 +174,8 @@ def test_config_tables_are_accepted_by_load_config(config: Path) -> None:
     )
     assert options["limits"] == userdir.Limits(max_changes=10)
     assert userdir.reconcile_settings(config, source="hr", target="wiki") == {}
+    trial = userdir.reconcile_settings(config, "trial")
+    assert trial == {"only": ["katherine.*"], "delete_after": dt.timedelta(hours=12)}
 
 
 def test_apply_needs_yes_off_a_terminal(
