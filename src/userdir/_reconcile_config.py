@@ -43,6 +43,7 @@ _KEYS = {
     "delete_after",
     "protect",
     "limits",
+    "only",
 }
 _PROTECT_KEYS = {"kinds", "emails", "roles"}
 _LIMIT_KEYS = {"max_changes", "min_source_ratio", "allow_empty_source"}
