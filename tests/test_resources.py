@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import random
 import socket
 import threading
 import time
@@ -22,8 +23,9 @@ import pytest
 import stamina
 
 import userdir
-from userdir.testing import RestEmulator
+from userdir.testing import Emulator, Fault, RestEmulator
 
+from .test_faults import make_emulator, options
 from .test_hostile import Chunks, RawServer, _options_for, hold, read_request
 
 PROVIDERS = ["notion", "org_api", "rest"]
@@ -285,3 +287,218 @@ def test_federation_find_with_one_hung_directory(mode: str) -> None:
     assert took < BUDGET + SLACK
     assert result.users["ok"].email == "ada@example.com"
     assert isinstance(result.errors["hung"], userdir.TransportError)
+
+
+# -- close() -----------------------------------------------------------------------------------
+
+CLOSE_READ_TIMEOUT = 1.0
+
+
+def _emulator(provider: str, users: int = 40, latency: float = 0.0) -> Emulator:
+    emu = make_emulator(provider)
+    emu.latency = latency
+    for i in range(users):
+        if provider == "org_api":
+            emu.add_user(email=f"u{i}@example.com", first_name="U", last_name=str(i))  # type: ignore[attr-defined]
+        else:
+            emu.add_user(email=f"u{i}@example.com", name=f"U{i}")  # type: ignore[attr-defined]
+    return emu
+
+
+def _calls_after_close(d: Any) -> list[Callable[[], Any]]:
+    return [
+        lambda: d.get_user(UUID),
+        lambda: d.list_page(),
+        lambda: list(d.iter_users()),
+        lambda: d.find_users_by_email(["a@example.com", "b@example.com"]),
+    ]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_closed_directory_says_so(connect: Callable[..., Any], provider: str) -> None:
+    emu = _emulator(provider, users=3)
+    d = connect(provider, **options(provider, emu))
+    list(d.iter_users())  # the directory has been used (and, sync, may own a pool)
+    before = len(emu.requests)
+    directory = getattr(d, "_directory", d)  # async: close it, not the test's event loop
+    closing = directory.close()
+    if closing is not None:
+        d.run(closing)
+    for call in _calls_after_close(d):
+        with pytest.raises(userdir.DirectoryClosedError, match="directory closed"):
+            call()
+    assert len(emu.requests) == before
+
+
+def _hanging_after(provider: str, answered: int) -> Emulator:
+    """An emulator whose first ``answered`` requests are answered and the rest never."""
+    emu = _emulator(provider, latency=0.01)
+    emu.inject(Fault.read_timeout(), start=answered)
+    return emu
+
+
+def _connect_hanging(mode: str, provider: str, url: str, emu: Emulator) -> Any:
+    kw = options(provider, emu, base_url=url)
+    kw.update(timeout=CLOSE_READ_TIMEOUT, retries=userdir.Retries(timeout=30))
+    if mode == "sync":
+        return userdir.connect(provider, **kw)
+    return userdir.connect_async(provider, **kw)
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    ends = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < ends, "timed out waiting"
+        time.sleep(0.005)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    ends = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < ends, "timed out waiting"
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_close_is_prompt_with_an_abandoned_walk_in_flight_sync(provider: str) -> None:
+    emu = _hanging_after(provider, answered=6)
+    with emu.serve() as url:
+        d = _connect_hanging("sync", provider, url, emu)
+        walk = d.iter_users(page_size=2)
+        for _ in range(10):  # five pages: the walk now fetches ahead, into the hang
+            next(walk)
+        _wait_for(lambda: len(emu.requests) >= 7)
+        start = time.monotonic()
+        d.close()
+        took = time.monotonic() - start
+        time.sleep(0.1)  # requests in flight are logged once the emulator decides them
+        sent = len(emu.requests)
+        time.sleep(CLOSE_READ_TIMEOUT + 0.3)
+        assert len(emu.requests) == sent  # what was in flight was not retried
+        with pytest.raises(userdir.DirectoryClosedError):
+            list(walk)
+    assert took < CLOSE_READ_TIMEOUT + 0.8
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_close_is_prompt_with_an_abandoned_walk_in_flight_async(provider: str) -> None:
+    emu = _hanging_after(provider, answered=6)
+
+    async def main() -> float:
+        d = _connect_hanging("async", provider, url, emu)
+        walk = d.iter_users(page_size=2)
+        for _ in range(12):  # six pages: the request for the seventh is in flight
+            await walk.__anext__()
+        await _until(lambda: len(emu.requests) >= 7)
+        start = time.monotonic()
+        await d.close()
+        took = time.monotonic() - start
+        await asyncio.sleep(0.1)
+        sent = len(emu.requests)
+        await asyncio.sleep(CLOSE_READ_TIMEOUT + 0.3)
+        assert len(emu.requests) == sent
+        with pytest.raises(userdir.DirectoryClosedError):
+            async for _ in walk:
+                pass
+        return took
+
+    with emu.serve() as url:
+        took = asyncio.run(main())
+    assert took < CLOSE_READ_TIMEOUT + 0.8
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_walk_in_another_thread_ends_when_closed(provider: str) -> None:
+    emu = _hanging_after(provider, answered=6)
+    outcome: list[BaseException | None] = []
+
+    def walk(d: Any) -> None:
+        try:
+            list(d.iter_users(page_size=2))
+            outcome.append(None)
+        except BaseException as exc:  # what the walk ended with, whatever it is
+            outcome.append(exc)
+
+    with emu.serve() as url:
+        d = _connect_hanging("sync", provider, url, emu)
+        thread = threading.Thread(target=walk, args=(d,))
+        thread.start()
+        _wait_for(lambda: len(emu.requests) >= 7)
+        d.close()
+        thread.join(CLOSE_READ_TIMEOUT + 1.0)
+        assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], userdir.DirectoryClosedError), repr(outcome[0])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_walk_in_another_task_ends_when_closed(provider: str) -> None:
+    emu = _hanging_after(provider, answered=6)
+
+    async def main() -> BaseException | None:
+        d = _connect_hanging("async", provider, url, emu)
+
+        async def walk() -> None:
+            async for _ in d.iter_users(page_size=2):
+                pass
+
+        task = asyncio.ensure_future(walk())
+        await _until(lambda: len(emu.requests) >= 7)
+        await d.close()
+        done, _ = await asyncio.wait({task}, timeout=CLOSE_READ_TIMEOUT + 1.0)
+        assert done, "the walk did not end"
+        return task.exception()
+
+    with emu.serve() as url:
+        error = asyncio.run(main())
+    assert isinstance(error, userdir.DirectoryClosedError), repr(error)
+
+
+# -- cancellation ------------------------------------------------------------------------------
+
+TRIALS = 200
+
+
+@pytest.mark.parametrize("operation", ["walk", "lookup"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_cancelling_an_async_walk_always_cancels_it(provider: str, operation: str) -> None:
+    emu = _emulator(provider, users=30)
+    rng = random.Random(13)
+
+    async def run(d: Any) -> None:
+        if operation == "walk":
+            async for _ in d.iter_users(page_size=2):
+                pass
+        else:
+            await d.find_users_by_email(["nobody@example.com", "none@example.com"])
+
+    async def steps(d: Any) -> int:
+        """How many event-loop steps the operation takes when left alone."""
+        task, count = asyncio.ensure_future(run(d)), 0
+        while not task.done():
+            await asyncio.sleep(0)
+            count += 1
+        return count
+
+    async def trial(d: Any, within: int) -> tuple[bool, bool]:
+        task = asyncio.ensure_future(run(d))
+        for _ in range(rng.randrange(0, within)):
+            await asyncio.sleep(0)
+        asked = task.cancel()
+        await asyncio.wait({task})
+        return asked, task.cancelled()
+
+    async def main() -> int:
+        d = userdir.connect_async(provider, **options(provider, emu))
+        within = await steps(d)
+        cancelled_mid_way = 0
+        for _ in range(TRIALS):
+            asked, cancelled = await trial(d, within)
+            assert cancelled or not asked, "a cancellation was swallowed"
+            cancelled_mid_way += asked
+            # nothing the walk started is left running
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+        await d.close()
+        return cancelled_mid_way
+
+    assert asyncio.run(main()) > TRIALS // 4  # the cancellations did land mid-walk
