@@ -188,9 +188,7 @@ def _timed(call: Callable[[], Any]) -> tuple[BaseException | None, float]:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_a_dripping_body_ends_within_the_budget(
-    connect: Callable[..., Any], provider: str
-) -> None:
+def test_a_dripping_body_ends_within_the_budget(connect: Callable[..., Any], provider: str) -> None:
     with RawServer(_drip) as server:
         d = connect(
             provider,
@@ -215,7 +213,9 @@ def test_a_directory_that_never_answers_ends_within_the_budget(
     with RawServer(hold) as server:
         d = connect(
             provider,
-            **_over_http(provider, server.url, timeout=1.0, retries=userdir.Retries(timeout=BUDGET)),
+            **_over_http(
+                provider, server.url, timeout=1.0, retries=userdir.Retries(timeout=BUDGET)
+            ),
         )
         error, took = _timed(lambda: list(d.iter_users()))
     assert isinstance(error, userdir.TransportError)

@@ -575,7 +575,7 @@ def _backoff(policy: Retries, failures: int) -> float:
     """Stamina's exponential backoff with up to a second of jitter (none when testing)."""
     if stamina.is_testing():
         return 0.0
-    wait = policy.wait_initial * 2.0 ** min(failures - 1, 64) + random.uniform(0, 1.0)  # noqa: S311
+    wait = policy.wait_initial * 2.0 ** min(failures - 1, 64) + random.uniform(0, 1.0)
     return float(min(policy.wait_max, wait))
 
 
