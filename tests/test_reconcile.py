@@ -1054,3 +1054,22 @@ def test_only_tries_the_plan_on_some_accounts_first(
     }
     with pytest.raises(userdir.InvalidArgumentError, match="list of strings"):
         rc.plan(source, target, only="grace@example.com")
+
+
+def test_a_lost_update_answer_is_done_on_resume(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    target = rc.connect(app, retries=False)
+    plan = rc.plan(rc.connect(hr), target, role_map=ROLES, protect=PROTECT, only=["grace@*"])
+    journal = tmp_path / "journal.jsonl"
+    app.inject(Fault.drop_after_processing(), start=1, times=1)  # the PUT, after its re-read
+    first = rc.apply(plan, target, journal=journal)
+    (failed,) = first.failed
+    assert failed.action.kind == "update" and "RemoteProtocolError" in str(failed.reason)
+    assert by_email(app)["grace@example.com"]["role"] == "admin"  # it was applied
+    app.clear_requests()
+    second = rc.apply(plan, target, journal=journal)
+    assert [(r.outcome, r.reason) for r in second.results] == [
+        ("done", "already in the planned state")
+    ]
+    assert writes(app) == []  # recognised from a re-read, not sent again
