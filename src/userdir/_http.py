@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import attrs
 import httpx
@@ -31,6 +30,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .providers._wire import Reply, Request, redact_url
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -54,35 +54,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 USER_AGENT = f"userdir/{__version__}"
 
-# (status, headers, body) -> the error to raise for an HTTP error answer
-ErrorMapper = Callable[[int, httpx.Headers, bytes], APIError]
-
-
-@attrs.frozen
-class Request:
-    """A request as a dialect describes it; the engine encodes and sends it.
-
-    Every entry of ``path`` is one path segment, percent-encoded on the way out, so a
-    value such as ``../admin`` or ``a/b?c#d`` can never change the path or the query.
-    """
-
-    method: str
-    path: tuple[str, ...]
-    params: tuple[tuple[str, str], ...] = ()
-    json: Any = None
-
-    @property
-    def idempotent(self) -> bool:
-        """Whether sending this twice is harmless (everything but POST here)."""
-        return self.method != "POST"
-
-
-@attrs.frozen
-class Answer:
-    """A successful HTTP answer: its status and its body, not yet decoded."""
-
-    status: int
-    body: bytes
+# an HTTP error answer -> the error to raise for it
+ErrorMapper = Callable[[Reply], APIError]
+#: 0.1's name of a successful answer.
+Answer = Reply
 
 
 @attrs.frozen
@@ -156,14 +131,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = when.replace(tzinfo=timezone.utc)
     current = datetime.now(timezone.utc).timestamp() if now is None else now
     return max(0.0, when.timestamp() - current)
-
-
-def redact_url(url: str) -> str:
-    """Drop any user-info (``user:secret@``) from a URL before showing it."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 class TokenBucket:
@@ -302,14 +269,34 @@ class _EngineBase:
     # -- request building ----------------------------------------------------
 
     def url_path(self, request: Request) -> str:
+        if request.url is not None:
+            return urlsplit(request.url).path or "/"
         return "/" + "/".join(encode_segment(s) for s in request.path)
 
+    def link_url(self, request: Request) -> str:
+        """A link the service gave, checked to stay on its origin (credentials go along)."""
+        assert request.url is not None
+        link, base = urlsplit(request.url), urlsplit(self.base_url)
+        if not link.scheme and not link.netloc and request.url.startswith("/"):
+            return f"{base.scheme}://{base.netloc}{request.url}"
+        if (link.scheme, link.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            raise MalformedResponseError(
+                f"the service linked to another origin ({link.scheme}://{link.hostname}); "
+                "not followed, the credentials would go along",
+                provider=self.provider,
+            )
+        return request.url
+
     def build(self, client: httpx.Client | httpx.AsyncClient, request: Request) -> httpx.Request:
-        try:
+        if request.url is not None:
+            url = self.link_url(request)
+        else:
             url = self.base_url + self.url_path(request)
+        try:
             if request.params:  # encoded here: a third of the cost of httpx's params=
-                url += "?" + encode_query(request.params)
-            return client.build_request(request.method, url, json=request.json)
+                url += ("&" if "?" in url else "?") + encode_query(request.params)
+            headers = request.headers or None
+            return client.build_request(request.method, url, json=request.json, headers=headers)
         except (ValueError, TypeError) as exc:
             # A value that cannot go on the wire: a lone surrogate (not UTF-8), NaN or
             # an object that is not JSON in a body. Nothing was sent.
@@ -395,7 +382,7 @@ class _EngineBase:
 
     def finish(
         self, request: Request, response: httpx.Response, body: bytes, attempt: int, t0: float
-    ) -> Answer:
+    ) -> Reply:
         """Log the answer; raise the mapped error for an HTTP error, else return it."""
         status = response.status_code
         if log.isEnabledFor(logging.DEBUG):
@@ -408,27 +395,18 @@ class _EngineBase:
                 (time.perf_counter() - t0) * 1000,
                 attempt,
             )
+        reply = Reply(status, response.headers, body)
         if status >= 400:
-            error = self._error_mapper(status, response.headers, body)
+            error = self._error_mapper(reply)
             self.scrub_error(error, request)
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error
-        return Answer(status, body)
+        return reply
 
-    def decode(self, request: Request, answer: Answer) -> Any:
+    def decode(self, request: Request, reply: Reply) -> Any:
         """The JSON of a successful answer (None when it has no body)."""
-        if answer.status == 204 or not answer.body.strip():
-            return None
-        try:
-            return json.loads(answer.body)
-        except (ValueError, RecursionError):
-            raise MalformedResponseError(
-                f"{request.method} {self.url_path(request)}: HTTP {answer.status} answer is "
-                "not valid JSON",
-                provider=self.provider,
-                status_code=answer.status,
-            ) from None
+        return reply.json(f"{request.method} {self.url_path(request)}", self.provider)
 
     def log_transport_error(self, request: Request, exc: BaseException, attempt: int) -> None:
         log.debug(
@@ -461,39 +439,29 @@ class SyncEngine(_EngineBase):
         """Close the connection pool."""
         self._client.close()
 
-    def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
-        """Send with retries; return the parsed JSON answer or raise a userdir error.
+    def request(self, request: Request) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error."""
+        return self.decode(request, self.fetch(request))
 
-        ``on_sent`` is called once, as soon as the request is on the wire (or, where the
-        transport cannot tell, once the answer is in or the request failed): a caller
-        can hold busy work back until the network is busy for it.
-        """
-        return self.decode(request, self.fetch(request, on_sent=on_sent))
-
-    def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
-        """:meth:`request` without the JSON decoding: the successful answer, as sent."""
-        sent = _once_only(on_sent)
+    def fetch(self, request: Request) -> Reply:
+        """Send with retries; the successful answer, undecoded, or a userdir error."""
         began = time.monotonic()
         first: Exception | None = None
         try:
-            try:
-                return self._once(request, 1, sent)
-            except Exception as exc:
-                if not self.may_retry(request, exc):
-                    raise
-                first = exc
-            for attempt in self.retry_context(request, time.monotonic() - began):
-                with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
-                    return self._once(request, attempt.num, sent)
-            raise AssertionError("unreachable")  # pragma: no cover
-        finally:
-            if sent is not None:
-                sent()
+            return self._once(request, 1)
+        except Exception as exc:
+            if not self.may_retry(request, exc):
+                raise
+            first = exc
+        for attempt in self.retry_context(request, time.monotonic() - began):
+            with attempt:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                return self._once(request, attempt.num)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _once(self, request: Request, attempt: int, sent: Callable[[], None] | None) -> Answer:
+    def _once(self, request: Request, attempt: int) -> Reply:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
@@ -501,8 +469,6 @@ class SyncEngine(_EngineBase):
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request)
-            if sent is not None:
-                http_request.extensions["trace"] = _on_sent(sent)
             response = self._client.send(http_request, stream=True)
             try:
                 self.check_length(response, request)
@@ -540,40 +506,29 @@ class AsyncEngine(_EngineBase):
         """Close the connection pool."""
         await self._client.aclose()
 
-    async def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
-        """Send with retries; return the parsed JSON answer or raise a userdir error.
+    async def request(self, request: Request) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error."""
+        return self.decode(request, await self.fetch(request))
 
-        ``on_sent`` is called once, as soon as the request is on the wire (or once the
-        answer is in or the request failed).
-        """
-        return self.decode(request, await self.fetch(request, on_sent=on_sent))
-
-    async def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
-        """:meth:`request` without the JSON decoding: the successful answer, as sent."""
-        sent = _once_only(on_sent)
+    async def fetch(self, request: Request) -> Reply:
+        """Send with retries; the successful answer, undecoded, or a userdir error."""
         began = time.monotonic()
         first: Exception | None = None
         try:
-            try:
-                return await self._once(request, 1, sent)
-            except Exception as exc:
-                if not self.may_retry(request, exc):
-                    raise
-                first = exc
-            async for attempt in self.retry_context(request, time.monotonic() - began):
-                with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
-                    return await self._once(request, attempt.num, sent)
-            raise AssertionError("unreachable")  # pragma: no cover
-        finally:
-            if sent is not None:
-                sent()
+            return await self._once(request, 1)
+        except Exception as exc:
+            if not self.may_retry(request, exc):
+                raise
+            first = exc
+        async for attempt in self.retry_context(request, time.monotonic() - began):
+            with attempt:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                return await self._once(request, attempt.num)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _once(
-        self, request: Request, attempt: int, sent: Callable[[], None] | None
-    ) -> Answer:
+    async def _once(self, request: Request, attempt: int) -> Reply:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
@@ -581,8 +536,6 @@ class AsyncEngine(_EngineBase):
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request)
-            if sent is not None:
-                http_request.extensions["trace"] = _on_sent_async(sent)
             response = await self._client.send(http_request, stream=True)
             try:
                 self.check_length(response, request)
@@ -609,41 +562,3 @@ class AsyncEngine(_EngineBase):
                 provider=self.provider,
             ) from None
         return self.finish(request, response, b"".join(chunks), attempt, t0)
-
-
-def _once_only(callback: Callable[[], None] | None) -> Callable[[], None] | None:
-    """``callback`` made idempotent: retries and the final clean-up may each call it."""
-    if callback is None:
-        return None
-    called = False
-
-    def call() -> None:
-        nonlocal called
-        if not called:
-            called = True
-            callback()
-
-    return call
-
-
-_SENT_EVENTS = ("http11.send_request_body.complete", "http2.send_request_body.complete")
-
-
-def _on_sent(callback: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
-    """An httpcore ``trace`` hook calling ``callback`` once the request body is written."""
-
-    def trace(event: str, info: dict[str, Any]) -> None:
-        if event in _SENT_EVENTS:
-            callback()
-
-    return trace
-
-
-def _on_sent_async(callback: Callable[[], None]) -> Callable[[str, dict[str, Any]], Any]:
-    """The asyncio twin of :func:`_on_sent` (httpcore awaits async trace hooks)."""
-
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        if event in _SENT_EVENTS:
-            callback()
-
-    return trace

@@ -13,6 +13,7 @@ The hierarchy::
     ├── UnsupportedOperationError    the directory cannot do this; raised before any request
     ├── TransportError               network failures and timeouts (after retries)
     ├── MalformedResponseError       a payload that cannot be mapped, a pagination loop
+    ├── DuplicateEmailError          a lookup found several users with one email_key
     └── APIError                     the service answered with an HTTP error
         ├── InvalidRequestError      400 / 422 validation
         ├── AuthenticationError      401
@@ -25,12 +26,15 @@ The hierarchy::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "APIError",
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
     "DirectoryError",
+    "DuplicateEmailError",
     "InvalidArgumentError",
     "InvalidRequestError",
     "MalformedResponseError",
@@ -129,6 +133,17 @@ class TransportError(DirectoryError):
 
 class MalformedResponseError(DirectoryError):
     """The service answered with something that cannot be mapped, or pagination looped."""
+
+
+class DuplicateEmailError(DirectoryError):
+    """An email lookup found several users with the same ``email_key``; ``count`` says how many.
+
+    Raised instead of picking one of them silently.
+    """
+
+    def __init__(self, message: str, *, count: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.count = count
 
 
 class APIError(DirectoryError):

@@ -23,7 +23,7 @@ from ._http import DEFAULT_MAX_RESPONSE_BYTES, AsyncEngine, Retries, SyncEngine
 from .directory import DEFAULT_CONCURRENCY, AsyncHttpDirectory, HttpDirectory
 from .errors import ConfigError, DirectoryError
 from .models import Capabilities
-from .providers._base import Dialect
+from .providers._base import Dialect, error_mapper
 from .providers.notion import NotionDialect
 from .providers.org_api import OrgApiDialect
 from .providers.rest import RestDialect
@@ -248,7 +248,7 @@ def _parts(
         provider=dialect.name,
         base_url=dialect.base_url,
         auth_headers=dialect.auth_headers(),
-        error_mapper=dialect.map_error,
+        error_mapper=error_mapper(dialect),
     )
     return dialect, engine
 

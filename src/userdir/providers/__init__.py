@@ -1,8 +1,49 @@
-"""Provider dialects: pure request builders, parsers and error maps, one per service."""
+"""The provider extension API, and the built-in providers.
 
-from ._base import Dialect, ListPage
+A provider is one pure module: a :class:`Dialect` subclass that builds
+:class:`Request` values, reads decoded answers (and :class:`Reply` headers) into
+:class:`~userdir.DirectoryUser` values with the typed :class:`Fields` readers, maps
+error answers, and names its paging strategy — :class:`CursorPaging`,
+:class:`PageNumberPaging`, :class:`OffsetPaging` or :class:`NextLinkPaging`. The
+generic directories give it a blocking and an asyncio interface, retries, rate
+limits, concurrency and the walk. Nothing here imports an HTTP library.
+"""
+
+from ._base import Dialect, check_email, check_id, check_page_size, error_fields, parse_datetime
+from ._fields import Fields
+from ._paging import (
+    CursorPaging,
+    ListPage,
+    NextLinkPaging,
+    OffsetPaging,
+    PageNumberPaging,
+    Paging,
+    Plan,
+)
+from ._wire import Reply, Request, next_link
 from .notion import NotionDialect
 from .org_api import OrgApiDialect
 from .rest import RestDialect
 
-__all__ = ["Dialect", "ListPage", "NotionDialect", "OrgApiDialect", "RestDialect"]
+__all__ = [
+    "CursorPaging",
+    "Dialect",
+    "Fields",
+    "ListPage",
+    "NextLinkPaging",
+    "NotionDialect",
+    "OffsetPaging",
+    "OrgApiDialect",
+    "PageNumberPaging",
+    "Paging",
+    "Plan",
+    "Reply",
+    "Request",
+    "RestDialect",
+    "check_email",
+    "check_id",
+    "check_page_size",
+    "error_fields",
+    "next_link",
+    "parse_datetime",
+]
