@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser
 from ._base import BOT, PERSON, UNKNOWN_STATUS, Dialect, _as_reply, check_id, error_fields
-from ._fields import Fields, describe
+from ._fields import STR_OR_NONE, Fields, describe
 from ._paging import CursorPaging, ListPage
 from ._wire import Reply, Request, redact_url
 
@@ -60,6 +60,8 @@ ERROR_CODES: Mapping[str, type[APIError]] = {
 
 
 F = Fields("notion")
+opt_strs = F.opt_strs
+_STRINGS = ("type", "name", "avatar_url")
 _BOT_FIELDS = (
     ("owner", F.opt_object),
     ("workspace_name", F.opt_str),
@@ -73,11 +75,19 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     d = payload
     if type(d) is not dict:
         F.object(d, what)
-    user_id = F.id(d, what)
+    user_id = d.get("id")
+    if type(user_id) is not str or not user_id.strip():
+        F.id(d, what)  # raises, naming the field
     kind = d.get("object")
     if kind != "user":
         raise F.error(what, f"expected object 'user', got {describe(kind)}")
-    user_type = F.opt_str(d, "type", what)
+    user_type, name, avatar = d.get("type"), d.get("name"), d.get("avatar_url")
+    if not (
+        isinstance(user_type, STR_OR_NONE)
+        and isinstance(name, STR_OR_NONE)
+        and isinstance(avatar, STR_OR_NONE)
+    ):
+        opt_strs(d, _STRINGS, what)  # raises, naming the field
     email = None
     extra: Mapping[str, Any] = _EMPTY
     person, bot = d.get("person"), d.get("bot")
@@ -94,10 +104,13 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     else:
         user_kind = PERSON
         if person is not None:
-            F.object(person, f"{what}.person")
-            email = F.opt_str(person, "email", what, "person.email")
-            verified = F.opt_bool(person, "email_verified", what, "person.email_verified")
+            if type(person) is not dict:
+                F.object(person, f"{what}.person")
+            email, verified = person.get("email"), person.get("email_verified")
+            if email is not None and type(email) is not str:
+                F.opt_str(person, "email", what, "person.email")
             if verified is not None:
+                F.opt_bool(person, "email_verified", what, "person.email_verified")
                 extra = MappingProxyType({"email_verified": verified})
     if user_type not in (None, "person", "bot"):
         extra = MappingProxyType({"type": user_type, **extra})
@@ -106,11 +119,11 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
             "id": user_id,
             "provider": "notion",
             "email": email,
-            "name": F.opt_str(d, "name", what),
+            "name": name,
             "given_name": None,
             "family_name": None,
             "username": None,
-            "avatar_url": F.opt_str(d, "avatar_url", what),
+            "avatar_url": avatar,
             "kind": user_kind,
             "role": None,
             "status": UNKNOWN_STATUS,

@@ -15,7 +15,7 @@ import attrs
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
 from ..models import _EMPTY, Capabilities, DirectoryUser
 from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
-from ._fields import Fields
+from ._fields import STR_OR_NONE, Fields
 from ._paging import ListPage, PageNumberPaging
 from ._wire import Reply, Request
 
@@ -25,6 +25,16 @@ __all__ = ["OrgApiDialect"]
 NOT_FOUND_MESSAGE = re.compile(r"not\s+found|no\s+such\s+user|does\s+not\s+exist", re.IGNORECASE)
 
 F = Fields("org_api")
+opt_strs = F.opt_strs
+_STRINGS = (
+    "email",
+    "username",
+    "first_name",
+    "last_name",
+    "picture_url",
+    "user_role",
+    "calendar_link",
+)
 
 
 def _join_name(first: str | None, last: str | None) -> str | None:
@@ -40,21 +50,39 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     d = payload
     if type(d) is not dict:
         F.object(d, what)
-    first = F.opt_str(d, "first_name", what)
-    last = F.opt_str(d, "last_name", what)
-    calendar = F.opt_str(d, "calendar_link", what)
+    user_id = d.get("id")
+    if type(user_id) is not str or not user_id.strip():
+        F.id(d, what)  # raises, naming the field
+    get = d.get
+    email, username, first, last = (
+        get("email"),
+        get("username"),
+        get("first_name"),
+        get("last_name"),
+    )
+    picture, role, calendar = get("picture_url"), get("user_role"), get("calendar_link")
+    if not (
+        isinstance(email, STR_OR_NONE)
+        and isinstance(username, STR_OR_NONE)
+        and isinstance(first, STR_OR_NONE)
+        and isinstance(last, STR_OR_NONE)
+        and isinstance(picture, STR_OR_NONE)
+        and isinstance(role, STR_OR_NONE)
+        and isinstance(calendar, STR_OR_NONE)
+    ):
+        opt_strs(d, _STRINGS, what)  # raises, naming the field
     return DirectoryUser._trusted(
         {
-            "id": F.id(d, what),
+            "id": user_id,
             "provider": "org_api",
-            "email": F.opt_str(d, "email", what),
+            "email": email,
             "name": _join_name(first, last),
             "given_name": first or None,
             "family_name": last or None,
-            "username": F.opt_str(d, "username", what),
-            "avatar_url": F.opt_str(d, "picture_url", what),
+            "username": username,
+            "avatar_url": picture,
             "kind": PERSON,
-            "role": F.opt_str(d, "user_role", what),
+            "role": role,
             "status": UNKNOWN_STATUS,
             "created_at": None,
             "updated_at": None,

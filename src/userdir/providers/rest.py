@@ -14,7 +14,7 @@ import attrs
 from ..errors import InvalidArgumentError
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
 from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
-from ._fields import Fields
+from ._fields import STR_OR_NONE, Fields
 from ._paging import ListPage, PageNumberPaging
 from ._wire import Reply, Request
 
@@ -25,6 +25,8 @@ STATUSES = {s.value: s for s in (UserStatus.ACTIVE, UserStatus.INACTIVE, UserSta
 _STATUS_OF: dict[str | None, UserStatus] = {None: UserStatus.UNKNOWN, **STATUSES}
 
 F = Fields("rest")
+opt_strs, opt_time = F.opt_strs, F.opt_time
+_STRINGS = ("email", "name", "role", "status")
 
 
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
@@ -32,8 +34,19 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     d = payload
     if type(d) is not dict:
         F.object(d, what)
-    status = F.opt_str(d, "status", what)
-    settings = F.opt_object(d, "settings", what)
+    user_id = d.get("id")
+    if type(user_id) is not str or not user_id.strip():
+        F.id(d, what)  # raises, naming the field
+    get = d.get
+    email, name, role, status = get("email"), get("name"), get("role"), get("status")
+    if not (
+        isinstance(email, STR_OR_NONE)
+        and isinstance(name, STR_OR_NONE)
+        and isinstance(role, STR_OR_NONE)
+        and isinstance(status, STR_OR_NONE)
+    ):
+        opt_strs(d, _STRINGS, what)  # raises, naming the field
+    settings = F.opt_object(d, "settings", what) if "settings" in d else None
     known = _STATUS_OF.get(status)
     extra: Mapping[str, Any] = _EMPTY
     if known is None or settings is not None:
@@ -45,20 +58,20 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
         extra = MappingProxyType(values)
     return DirectoryUser._trusted(
         {
-            "id": F.id(d, what),
+            "id": user_id,
             "provider": "rest",
-            "email": F.opt_str(d, "email", what),
-            "name": F.opt_str(d, "name", what),
+            "email": email,
+            "name": name,
             "given_name": None,
             "family_name": None,
             "username": None,
             "avatar_url": None,
             "kind": PERSON,
-            "role": F.opt_str(d, "role", what),
+            "role": role,
             "status": known or UNKNOWN_STATUS,
-            "created_at": F.opt_time(d, "created_at", what),
-            "updated_at": F.opt_time(d, "updated_at", what),
-            "last_login_at": F.opt_time(d, "last_login", what),
+            "created_at": opt_time(d, "created_at", what),
+            "updated_at": opt_time(d, "updated_at", what),
+            "last_login_at": opt_time(d, "last_login", what),
             "extra": extra,
             "raw": MappingProxyType(d),
         }
