@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import userdir
+from userdir.testing import PROVIDERS as TESTED
 
 from ._baselines import PAGE_SIZE, BareLoop, notion_client_lister
 from ._measure import Contender, Series, compare
@@ -25,7 +26,7 @@ __all__ = ["CASES", "Case", "Config"]
 LATENCY = 0.020
 USERS = 10_000
 CONCURRENCY = 8
-PROVIDERS = ("rest", "org_api", "notion")
+PROVIDERS = tuple(p.name for p in TESTED)
 LABELS = {"rest": "REST", "org_api": "org API", "notion": "Notion"}
 
 

@@ -1,4 +1,4 @@
-"""``python -m userdir.testing serve {notion,org_api,rest}``: serve one emulator.
+"""``python -m userdir.testing serve PROVIDER``: serve one emulator (see ``PROVIDERS``).
 
 Prints exactly one line, ``READY http://127.0.0.1:PORT``, once listening, then serves until
 SIGTERM or SIGINT and exits with status 0.
@@ -14,17 +14,14 @@ from collections.abc import Sequence
 from types import FrameType
 
 from ._base import Emulator
-from ._notion import NotionEmulator
-from ._org_api import OrgApiEmulator
-from ._rest import RestEmulator
+from ._providers import PROVIDERS, provider_named
 
 
 def _build(service: str, token: str | None, latency: float) -> Emulator:
-    if service == "notion":
-        return NotionEmulator(token if token is not None else "test-token", latency=latency)
-    if service == "org_api":
-        return OrgApiEmulator(token if token is not None else "test-key", latency=latency)
-    return RestEmulator(token if token is not None else "test-token", latency=latency)
+    emulator = provider_named(service).make(latency=latency)
+    if token is not None:
+        setattr(emulator, emulator.credential_option, token)
+    return emulator
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m userdir.testing")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve one emulator over HTTP")
-    serve.add_argument("service", choices=["notion", "org_api", "rest"])
+    serve.add_argument("service", choices=[p.name for p in PROVIDERS])
     serve.add_argument("--users", type=int, default=0, help="generated users to add")
     serve.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     serve.add_argument("--token", default=None, help="token / API key the server accepts")
