@@ -5,7 +5,9 @@ from __future__ import annotations
 from userdir.testing import PROVIDERS as BUILT_IN
 from userdir.testing import TestedProvider
 
-PROVIDERS: tuple[TestedProvider, ...] = (*BUILT_IN,)
+from .roster import PROVIDER as ROSTER
+
+PROVIDERS: tuple[TestedProvider, ...] = (*BUILT_IN, ROSTER)
 NAMES = [provider.name for provider in PROVIDERS]
 
 
