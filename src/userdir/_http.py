@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -419,13 +421,54 @@ class _EngineBase:
         )
 
 
-def _client_kwargs(engine: _EngineBase) -> dict[str, Any]:
-    return {
+_tls_lock = threading.Lock()
+_tls: dict[str, ssl.SSLContext] = {}
+
+
+def _tls_context(base_url: str) -> ssl.SSLContext:
+    """One TLS context per process, shared by every client, built on first HTTPS use.
+
+    Loading the CA bundle takes tens of milliseconds; a context per client paid it on
+    every ``connect()``, even for ``http://``. A client whose base URL is ``http://``
+    never speaks TLS (requests stay on the base URL's origin) and gets a context that
+    verifies against no CA at all: it fails closed should it ever be used.
+    """
+    kind = "https" if base_url.startswith("https:") else "none"
+    with _tls_lock:
+        context = _tls.get(kind)
+        if context is None:
+            if kind == "https":
+                context = httpx.create_ssl_context()
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            _tls[kind] = context
+        return context
+
+
+def _client_kwargs(engine: _EngineBase, transport: object) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
         "headers": engine._client_headers,
         "timeout": engine.timeout,
         "follow_redirects": False,
         "auth": engine._url_auth,
     }
+    if os.environ.keys() & _PROXY_VARIABLES:  # a proxy may speak TLS whatever the URL
+        kwargs["verify"] = _tls_context("https:")
+    elif transport is None:
+        kwargs["verify"] = _tls_context(engine.base_url)
+    else:  # a transport of the caller's: no TLS of ours is ever used
+        kwargs["verify"] = _tls_context("http:")
+    return kwargs
+
+
+_PROXY_VARIABLES = {
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+}
 
 
 class SyncEngine(_EngineBase):
@@ -433,7 +476,7 @@ class SyncEngine(_EngineBase):
 
     def __init__(self, *, transport: httpx.BaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
-        self._client = httpx.Client(transport=transport, **_client_kwargs(self))
+        self._client = httpx.Client(transport=transport, **_client_kwargs(self, transport))
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -500,7 +543,7 @@ class AsyncEngine(_EngineBase):
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
-        self._client = httpx.AsyncClient(transport=transport, **_client_kwargs(self))
+        self._client = httpx.AsyncClient(transport=transport, **_client_kwargs(self, transport))
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -9,6 +9,8 @@ generic directories give it a blocking and an asyncio interface, retries, rate
 limits, concurrency and the walk. Nothing here imports an HTTP library.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import Dialect, check_email, check_id, check_page_size, error_fields, parse_datetime
 from ._fields import Fields
 from ._paging import (
@@ -21,9 +23,26 @@ from ._paging import (
     Plan,
 )
 from ._wire import Reply, Request, next_link
-from .notion import NotionDialect
-from .org_api import OrgApiDialect
-from .rest import RestDialect
+
+if TYPE_CHECKING:
+    from .notion import NotionDialect
+    from .org_api import OrgApiDialect
+    from .rest import RestDialect
+
+_BUILT_IN = {"NotionDialect": "notion", "OrgApiDialect": "org_api", "RestDialect": "rest"}
+
+
+def __getattr__(name: str) -> Any:
+    """The built-in dialects, imported on first use."""
+    module = _BUILT_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module 'userdir.providers' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CursorPaging",
