@@ -448,7 +448,7 @@ def _first_request_after_start(runs: int, tmp: Path) -> list[float]:
     delays = []
     with ExitStack() as stack:
         urls = {emu.service: stack.enter_context(emu.serve()) for emu in emulators}
-        values = {emu.service: emu.credential for emu in emulators}
+        values = {emu.service: next(iter(emu.credentials.values())) for emu in emulators}
         values.update({f"{name}_url": url for name, url in urls.items()})
         config = tmp / "userdir.toml"
         config.write_text(FIND_CONFIG.format(**values), "utf-8")

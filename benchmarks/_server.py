@@ -25,8 +25,9 @@ def credentials(provider: str, token: str) -> dict[str, str]:
 class EmulatorServer:
     """One emulator in its own process; a context manager whose ``url`` is the base URL.
 
-    The child prints ``READY http://127.0.0.1:PORT`` once it listens; it is terminated
-    (SIGTERM, then killed if it does not stop) when the context exits.
+    The child prints ``READY http://127.0.0.1:PORT <provider> <option>=<token>`` once it
+    listens; it is terminated (SIGTERM, then killed if it does not stop) when the context
+    exits.
     """
 
     def __init__(
@@ -87,7 +88,7 @@ class EmulatorServer:
         if not line.startswith("READY "):
             self.stop()
             raise RuntimeError(f"{self!r}: expected a READY line, got {line!r}")
-        self.url = line.split(None, 1)[1].strip()
+        self.url = line.split()[1]  # READY <url> <provider> <option>=<credential>
         return self.url
 
     def stop(self) -> None:

@@ -152,7 +152,13 @@ def test_diff_is_the_offboarding_audit(world: dict[str, Any], mode: str) -> None
     assert diff.only_in_b[0].status is UserStatus.ACTIVE
     assert [u.email for u in diff.only_in_a] == ["edsger@example.com"]
     assert diff.differing == ()  # HR says nothing of status; roles agree ignoring case
-    assert diff.in_both == 3
+    # (HR's account, the app's account) of everyone in both, in the app's order
+    assert [(a.provider, a.email, b.provider, b.email) for a, b in diff.in_both] == [
+        ("org_api", "ada@example.com", "rest", "Ada@Example.com"),
+        ("org_api", "grace@example.com", "rest", "GRACE@EXAMPLE.COM"),
+        ("org_api", "alan@example.com", "rest", "alan@example.com"),
+    ]
+    assert [b.status for _, b in diff.in_both] == [UserStatus.ACTIVE] * 2 + [UserStatus.INACTIVE]
     assert not diff.clean
 
 
@@ -174,8 +180,24 @@ def test_diff_reports_status_and_role_changes(mode: str) -> None:
     assert [(d.email_key, d.fields) for d in diff.differing] == [
         ("x@example.com", ("status", "role"))
     ]
-    assert diff.in_both == 2
-    assert json.loads(json.dumps(diff.to_dict()))["differing"][0]["fields"] == ["status", "role"]
+    # the differing person is in both too
+    pairs = [(a.role, b.role) for a, b in diff.in_both]
+    assert pairs == [("admin", "member"), ("member", "MEMBER")]
+    as_json = json.loads(json.dumps(diff.to_dict()))
+    assert as_json["differing"][0]["fields"] == ["status", "role"]
+    assert [(p["email_key"], p["a"]["email"], p["b"]["email"]) for p in as_json["in_both"]] == [
+        ("x@example.com", "x@example.com", "X@example.com"),
+        ("y@example.com", "y@example.com", "y@example.com"),
+    ]
+    assert as_json["counts"] == {
+        "only_in_a": 0,
+        "only_in_b": 0,
+        "differing": 1,
+        "in_both": 2,
+        "unmatched_a": 0,
+        "unmatched_b": 0,
+    }
+    assert diff.counts == as_json["counts"]
 
 
 def test_identities_raise_naming_the_failing_directory(world: dict[str, Any], mode: str) -> None:

@@ -39,13 +39,33 @@ def test_fixtures_in_a_plain_test_file(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=4)
 
 
-def test_readme_example_runs(pytester: pytest.Pytester) -> None:
-    """The README's "Testing your code with userdir" example, exactly as written."""
+def test_readme_examples_run(pytester: pytest.Pytester) -> None:
+    """The README's "Testing your code with userdir" examples, exactly as written, and
+    what it says of anyio's plugin: it comes with httpx and runs async tests."""
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme.split("## Testing your code with userdir", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    pytester.makepyfile(test_readme=code)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    section = readme.split("## Testing your code with userdir", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    assert len(blocks) == 2  # the blocking example and the async one
+    assert "asyncio.run(" in blocks[1]
+    assert "`@pytest.mark.anyio`" in section
+    for number, code in enumerate(blocks):
+        pytester.makepyfile(**{f"test_readme_{number}": code})
+    pytester.makepyfile(
+        test_anyio="""
+        import pytest
+        import userdir
+
+        @pytest.mark.anyio
+        async def test_rest(rest_emulator):
+            rest_emulator.add_user(email="ada@example.com", name="Ada", status="inactive")
+            async with userdir.connect_async("rest", base_url="https://r.test",
+                                             transport=rest_emulator.transport,
+                                             **rest_emulator.credentials) as d:
+                user = await d.find_user_by_email("ADA@example.com")
+            assert user.status is userdir.UserStatus.INACTIVE
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--strict-markers")
+    result.assert_outcomes(passed=3)

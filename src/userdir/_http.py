@@ -8,8 +8,10 @@ and differ only where I/O happens (sending, reading, sleeping).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import logging
+import math
 import os
 import ssl
 import threading
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -26,11 +28,15 @@ import stamina
 from ._version import __version__
 from .errors import (
     APIError,
+    DirectoryError,
+    EndpointNotFoundError,
     InvalidArgumentError,
     MalformedResponseError,
     RateLimitedError,
+    RedirectError,
     ServerError,
     TransportError,
+    UserNotFoundError,
 )
 from .providers._wire import Reply, Request, redact_url
 
@@ -52,6 +58,21 @@ __all__ = [
 
 log = logging.getLogger("userdir")
 
+# Set while one of our requests is in stamina's retry loop: stamina's own logging hook
+# (WARNING "stamina.retry_scheduled", shown even with logging unconfigured) is then
+# silenced for our retries only; the host application's own stamina retries still log.
+_RETRYING: contextvars.ContextVar[bool] = contextvars.ContextVar("userdir_retrying", default=False)
+
+
+class _QuietOwnRetries(logging.Filter):
+    """Drops the ``stamina`` logger's records emitted during userdir's own retries."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _RETRYING.get()
+
+
+logging.getLogger("stamina").addFilter(_QuietOwnRetries())
+
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 USER_AGENT = f"userdir/{__version__}"
@@ -62,20 +83,58 @@ ErrorMapper = Callable[[Reply], APIError]
 Answer = Reply
 
 
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None for NaN, infinities, bools and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: object) -> str:
+    """A refused option's value for an error message: numbers as such, else the type."""
+    return repr(value) if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _check_retry_field(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    name = attribute.name
+    if name == "attempts":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(
+                f"retries: attempts must be an int of at least 1, got {_shown(value)}"
+            )
+        return
+    number = _finite(value)
+    if name == "timeout":
+        if number is None or number <= 0:
+            raise InvalidArgumentError(
+                f"retries: timeout must be a finite number of seconds above 0, got {_shown(value)}"
+            )
+    elif number is None or number < 0:
+        raise InvalidArgumentError(
+            f"retries: {name} must be a finite number of seconds, 0 or more, got {_shown(value)}"
+        )
+
+
 @attrs.frozen
 class Retries:
     """The retry policy: at most ``attempts`` tries within ``timeout`` seconds in all.
 
     ``max_retry_after`` caps how long a ``Retry-After`` answer may make us wait.
     ``wait_initial``/``wait_max`` shape the exponential backoff (with jitter) used
-    when the service does not say how long to wait.
+    when the service does not say how long to wait. Every field is checked when the
+    policy is made: ``attempts`` at least 1, ``timeout`` finite and above 0, the others
+    finite and 0 or more (``InvalidArgumentError`` naming the field otherwise).
     """
 
-    attempts: int = 5
-    timeout: float = 60.0
-    max_retry_after: float = 60.0
-    wait_initial: float = 0.2
-    wait_max: float = 10.0
+    attempts: int = attrs.field(default=5, validator=_check_retry_field)
+    timeout: float = attrs.field(default=60.0, validator=_check_retry_field)
+    max_retry_after: float = attrs.field(default=60.0, validator=_check_retry_field)
+    wait_initial: float = attrs.field(default=0.2, validator=_check_retry_field)
+    wait_max: float = attrs.field(default=10.0, validator=_check_retry_field)
 
     @classmethod
     def coerce(cls, value: Retries | int | bool | Mapping[str, Any] | None) -> Retries | None:
@@ -94,7 +153,7 @@ class Retries:
             unknown = set(value) - {f.name for f in attrs.fields(cls)}
             if unknown:
                 raise InvalidArgumentError(
-                    f"unknown retries option(s): {', '.join(sorted(unknown))}"
+                    f"unknown retries option(s): {', '.join(sorted(map(str, unknown)))}"
                 )
             return cls(**value)
         raise InvalidArgumentError(
@@ -135,6 +194,12 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
+def _bare_url(url: str) -> str:
+    """``url`` without user-info, query and fragment (a relative URL stays relative)."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
 class TokenBucket:
     """A client-side rate limit shared by every request of one engine.
 
@@ -143,8 +208,11 @@ class TokenBucket:
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-            raise InvalidArgumentError("max_requests_per_second must be a positive number")
+        number = _finite(rate)
+        if number is None or number <= 0:
+            raise InvalidArgumentError(
+                f"max_requests_per_second must be a finite number above 0, got {_shown(rate)}"
+            )
         self.interval = 1.0 / rate
         self.burst = max(1.0, burst if burst is not None else 1.0)
         self._next = 0.0
@@ -158,6 +226,38 @@ class TokenBucket:
             start = max(self._next, earliest)
             self._next = start + self.interval
             return max(0.0, start - now)
+
+
+_TIMEOUT_PHASES = ("connect", "read", "write", "pool")
+
+
+def _check_timeout(timeout: object, provider: str) -> httpx.Timeout:
+    """The engine's timeouts: the default for None, else finite and above 0.
+
+    No limit at all must be asked for explicitly, in httpx's own terms:
+    ``httpx.Timeout(None)`` (or None for one phase of an ``httpx.Timeout``).
+    """
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, httpx.Timeout):
+        for phase in _TIMEOUT_PHASES:
+            value = getattr(timeout, phase)
+            number = _finite(value)
+            if value is not None and (number is None or number <= 0):
+                raise InvalidArgumentError(
+                    f"timeout: the {phase} timeout must be a finite number of seconds above 0, "
+                    f"or None for no limit, got {_shown(value)}",
+                    provider=provider,
+                )
+        return timeout
+    number = _finite(timeout)
+    if number is None or number <= 0:
+        raise InvalidArgumentError(
+            "timeout must be a finite number of seconds above 0, an httpx.Timeout, or None "
+            f"for the default (no limit: httpx.Timeout(None)), got {_shown(timeout)}",
+            provider=provider,
+        )
+    return httpx.Timeout(number)
 
 
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -218,15 +318,7 @@ class _EngineBase:
             TokenBucket(max_requests_per_second) if max_requests_per_second is not None else None
         )
         self._error_mapper = error_mapper
-        if timeout is None:
-            timeout = DEFAULT_TIMEOUT
-        elif not isinstance(timeout, httpx.Timeout):
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-                raise InvalidArgumentError(
-                    "timeout must be a positive number of seconds or an httpx.Timeout",
-                    provider=provider,
-                )
-            timeout = httpx.Timeout(timeout)
+        timeout = _check_timeout(timeout, provider)
         self.timeout = timeout
         self._client_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if headers is not None and (
@@ -398,13 +490,78 @@ class _EngineBase:
                 attempt,
             )
         reply = Reply(status, response.headers, body)
+        if 300 <= status < 400:
+            raise self.redirect_error(request, response)
         if status >= 400:
             error = self._error_mapper(reply)
+            if attempt > 1 and request.method == "DELETE" and isinstance(error, UserNotFoundError):
+                # An earlier attempt deleted it and its answer was lost: the user is gone,
+                # which is what was asked.
+                return Reply(status, response.headers, b"")
+            if isinstance(error, EndpointNotFoundError) or (
+                request.endpoint_404 and isinstance(error, UserNotFoundError)
+            ):
+                error = self.endpoint_not_found(request, error)
             self.scrub_error(error, request)
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error
         return reply
+
+    def endpoint_not_found(self, request: Request, error: APIError) -> EndpointNotFoundError:
+        """A listing's or ``me``'s 404 (or a service's "no such URL"), named for what it
+        means: a wrong URL, with the path that was requested."""
+        if not isinstance(error, EndpointNotFoundError):
+            error = EndpointNotFoundError(
+                error.message,
+                provider=error.provider,
+                status_code=error.status_code,
+                code=error.code,
+                request_id=error.request_id,
+            )
+        error.endpoint = f"{request.method} {urlsplit(self.base_url).path}{self.url_path(request)}"
+        return error
+
+    def retrying(self, request: Request, attempt: int, cause: Exception | None) -> None:
+        """Log a retry (at INFO on the ``userdir`` logger; stamina's own log stays quiet)."""
+        if attempt > 1 and log.isEnabledFor(logging.INFO):
+            status = getattr(cause, "status_code", None)
+            why = f"HTTP {status}" if status is not None else type(cause).__name__
+            log.info(
+                "%s %s %s: retrying after %s (attempt %d of %d)",
+                self.provider,
+                request.method,
+                self.url_path(request),
+                why,
+                attempt,
+                self.retries.attempts if self.retries else 1,
+            )
+
+    def gave_up(self, error: DirectoryError, attempts: int) -> None:
+        """Say in the final error how many attempts were made, and to which host."""
+        if attempts > 1:
+            error.attempts = attempts
+            error.host = urlsplit(self.base_url).netloc  # user-info was dropped in __init__
+
+    def redirect_error(self, request: Request, response: httpx.Response) -> RedirectError:
+        """The error for a 3xx answer (redirects are never followed): status and target.
+
+        The target is shown without user-info, query or fragment, which may hold secrets.
+        """
+        location = response.headers.get("location")
+        shown = _bare_url(location) if location else None
+        target = f"to {shown[:300]!r}" if shown else "without a Location"
+        error = RedirectError(
+            f"{request.method} {self.url_path(request)}: the service answered with a redirect "
+            f"{target}, which is never followed; check base_url",
+            provider=self.provider,
+            status_code=response.status_code,
+        )
+        error.location = shown
+        self.scrub_error(error, request)
+        if error.location is not None:
+            error.location = self.scrub(error.location)
+        return error
 
     def decode(self, request: Request, reply: Reply) -> Any:
         """The JSON of a successful answer (None when it has no body)."""
@@ -496,12 +653,25 @@ class SyncEngine(_EngineBase):
             if not self.may_retry(request, exc):
                 raise
             first = exc
-        for attempt in self.retry_context(request, time.monotonic() - began):
-            with attempt:
-                if first is not None:
-                    failed, first = first, None
-                    raise failed
-                return self._once(request, attempt.num)
+        cause, attempts, quiet = first, 1, _RETRYING.set(True)
+        try:
+            for attempt in self.retry_context(request, time.monotonic() - began):
+                with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
+                    attempts = attempt.num
+                    self.retrying(request, attempts, cause)
+                    try:
+                        return self._once(request, attempts)
+                    except Exception as exc:
+                        cause = exc
+                        raise
+        except DirectoryError as exc:
+            self.gave_up(exc, attempts)
+            raise
+        finally:
+            _RETRYING.reset(quiet)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, request: Request, attempt: int) -> Reply:
@@ -563,12 +733,25 @@ class AsyncEngine(_EngineBase):
             if not self.may_retry(request, exc):
                 raise
             first = exc
-        async for attempt in self.retry_context(request, time.monotonic() - began):
-            with attempt:
-                if first is not None:
-                    failed, first = first, None
-                    raise failed
-                return await self._once(request, attempt.num)
+        cause, attempts, quiet = first, 1, _RETRYING.set(True)
+        try:
+            async for attempt in self.retry_context(request, time.monotonic() - began):
+                with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
+                    attempts = attempt.num
+                    self.retrying(request, attempts, cause)
+                    try:
+                        return await self._once(request, attempts)
+                    except Exception as exc:
+                        cause = exc
+                        raise
+        except DirectoryError as exc:
+            self.gave_up(exc, attempts)
+            raise
+        finally:
+            _RETRYING.reset(quiet)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(self, request: Request, attempt: int) -> Reply:

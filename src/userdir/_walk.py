@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from .errors import MalformedResponseError
 from .models import DirectoryUser
 from .providers._base import Dialect
@@ -71,6 +73,8 @@ class Walk:
         out = []
         for position in self.plan.schedule(len(self.in_flight)):
             request = self.dialect.page_request(position, self.page_size, self.filters)
+            # a listing: a 404 means a wrong endpoint (base_url), not a missing user
+            request = attrs.evolve(request, endpoint_404=True)
             self.in_flight.append((position, request))
             out.append(request)
         return out
@@ -100,6 +104,9 @@ class Walk:
         """A taken page's users: mapped, first sightings only, locally filtered."""
         users = self.dialect.map_items(page)
         seen = self.seen
+        plan = self.plan
+        deciding = plan.awaiting_users
+        settled = deciding and plan.reaches_back(users, seen)
         ids = [user.id for user in users]
         if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
             before = len(seen)
@@ -107,7 +114,11 @@ class Walk:
             fresh = users if len(seen) - before == len(ids) else _first_sightings(users, set())
         else:
             fresh = _first_sightings(users, seen)
-        if not fresh and not self.plan.done:
+        if deciding:
+            plan.decide(settled, fresh)
+        if not plan.counts_progress:
+            pass
+        elif not fresh and not plan.done:
             self.stalled += 1
             if self.stalled >= MAX_STALLED_PAGES:
                 raise MalformedResponseError(

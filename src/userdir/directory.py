@@ -15,6 +15,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, 
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
+import attrs
+
 from ._http import AsyncEngine, SyncEngine
 from ._walk import Walk, keep
 from .emails import email_key
@@ -188,7 +190,8 @@ class EmailMatcher:
 # -- shared directory logic ----------------------------------------------------
 
 
-def _check_concurrency(value: object) -> int:
+def check_concurrency(value: object) -> int:
+    """Refuse a ``concurrency`` that is not an int from 1 to 64."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
         raise InvalidArgumentError(f"concurrency must be an int from 1 to 64, got {value!r}")
     return value
@@ -203,7 +206,7 @@ class _DirectoryBase:
         self.capabilities = dialect.capabilities
         self.paging = paging_of(dialect)
         self._user_of = user_parser(dialect)
-        self.concurrency = _check_concurrency(concurrency)
+        self.concurrency = check_concurrency(concurrency)
 
     def __repr__(self) -> str:
         return (
@@ -240,7 +243,7 @@ class _DirectoryBase:
     ) -> Walk:
         """A new walk over the listing; arguments are checked before any request."""
         server, local = self._filters(status, role)
-        size = page_size or self.capabilities.max_page_size
+        size = self.capabilities.max_page_size if page_size is None else page_size
         check_page_size(self.provider, size, self.capabilities.max_page_size)
         self.dialect.page_request(self.paging.start(), size, server)  # validate now
         return Walk(
@@ -260,7 +263,11 @@ class _DirectoryBase:
         position = self.paging.position(self.provider, cursor) if cursor is not None else None
         if position is None:
             position = self.paging.start()
-        return position, self.dialect.page_request(position, page_size, server), local
+        request = self.dialect.page_request(position, page_size, server)
+        return position, attrs.evolve(request, endpoint_404=True), local
+
+    def _me_request(self) -> Request:
+        return attrs.evolve(self.dialect.me_request(), endpoint_404=True)
 
     def _page(self, position: Any, request: Request, reply: Reply, local: dict[str, str]) -> Page:
         body = reply.json(request.where(), self.provider)
@@ -400,7 +407,7 @@ class HttpDirectory(_DirectoryBase):
 
     def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
-        request = self.dialect.me_request()
+        request = self._me_request()
         return self._parse_user(request, self.engine.fetch(request))
 
     def find_user_by_email(self, email: str) -> DirectoryUser | None:
@@ -541,7 +548,7 @@ class AsyncHttpDirectory(_DirectoryBase):
 
     async def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
-        request = self.dialect.me_request()
+        request = self._me_request()
         return self._parse_user(request, await self.engine.fetch(request))
 
     async def find_user_by_email(self, email: str) -> DirectoryUser | None:

@@ -6,7 +6,11 @@ import unicodedata
 
 from .errors import InvalidArgumentError
 
-__all__ = ["email_key", "try_email_key"]
+__all__ = ["MAX_EMAIL_LENGTH", "email_key", "try_email_key"]
+
+# RFC 5321's limit on a path (256 octets) less its angle brackets; like ids, emails are
+# capped before anything else is done with them.
+MAX_EMAIL_LENGTH = 254
 
 
 def _invalid(email: object, why: str) -> InvalidArgumentError:
@@ -33,17 +37,23 @@ def _domain_key(domain: str, email: str) -> str:
 def email_key(email: str) -> str:
     """Return the key two addresses share when they reach the same mailbox.
 
-    Strips surrounding white space, applies Unicode NFC, case-folds the local part,
+    Strips surrounding white space, applies Unicode NFC, lower-cases the local part,
     and IDNA-normalises (to its ASCII form) and lower-cases the domain. Dots and
-    ``+tags`` are kept: ``a.b+x@example.com`` and ``ab@example.com`` differ.
+    ``+tags`` are kept: ``a.b+x@example.com`` and ``ab@example.com`` differ. The local
+    part is lower-cased, never case-folded: folding joins different mailboxes
+    (``straße@`` and ``strasse@``, ``\ufb01nance@`` and ``finance@``).
 
     Raises :class:`~userdir.InvalidArgumentError` for anything that is not an email
-    address: no ``@``, an empty local part or domain, inner white space, or control
-    characters.
+    address: no ``@``, an empty local part or domain, inner white space, control
+    characters, or more than :data:`MAX_EMAIL_LENGTH` (254) characters.
     """
     if not isinstance(email, str):
         raise InvalidArgumentError(f"an email address must be a str, not {type(email).__name__}")
     text = email.strip()
+    if len(text) > MAX_EMAIL_LENGTH:
+        raise InvalidArgumentError(
+            f"an email address must be at most {MAX_EMAIL_LENGTH} characters, got {len(text)}"
+        )
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     if not text.isprintable():
@@ -59,7 +69,10 @@ def email_key(email: str) -> str:
         raise _invalid(email, "empty domain")
     if "@" in local and not (local.startswith('"') and local.endswith('"')):
         raise _invalid(email, "more than one @")
-    return f"{local.casefold()}@{_domain_key(domain, email)}"
+    local = local.lower()
+    if not local.isascii():  # lower-casing can undo NFC (U+0130 -> "i" + U+0307)
+        local = unicodedata.normalize("NFC", local)
+    return f"{local}@{_domain_key(domain, email)}"
 
 
 def try_email_key(email: str | None) -> str | None:
@@ -67,7 +80,12 @@ def try_email_key(email: str | None) -> str | None:
     if email is None:
         return None
     # Fast path for the common case: a plain lower-case ASCII address.
-    if email.isascii() and email.islower() and email.isprintable():
+    if (
+        email.isascii()
+        and email.islower()
+        and email.isprintable()
+        and len(email) <= MAX_EMAIL_LENGTH
+    ):
         local, _at, domain = email.partition("@")
         if (
             local

@@ -162,8 +162,11 @@ class Diff:
     """Two directories compared by ``email_key``: the offboarding audit.
 
     ``only_in_b`` with an active status is the classic finding: gone from the HR
-    directory (``a``), still active in the app (``b``). Accounts without a usable email
-    cannot be compared and are listed in ``unmatched_a``/``unmatched_b``.
+    directory (``a``), still active in the app (``b``). ``in_both`` pairs the two
+    accounts, ``(user in a, user in b)``, of everyone both directories have (those in
+    ``differing`` too), in ``b``'s order; ``len(diff.in_both)`` counts them. Accounts
+    without a usable email cannot be compared and are listed in
+    ``unmatched_a``/``unmatched_b``.
     """
 
     a: str
@@ -171,7 +174,7 @@ class Diff:
     only_in_a: tuple[DirectoryUser, ...]
     only_in_b: tuple[DirectoryUser, ...]
     differing: tuple[Difference, ...]
-    in_both: int
+    in_both: tuple[tuple[DirectoryUser, DirectoryUser], ...]
     unmatched_a: tuple[DirectoryUser, ...] = ()
     unmatched_b: tuple[DirectoryUser, ...] = ()
 
@@ -179,6 +182,18 @@ class Diff:
     def clean(self) -> bool:
         """Whether the two directories agree on everyone they can compare."""
         return not (self.only_in_a or self.only_in_b or self.differing)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many accounts each finding holds, by field name."""
+        return {
+            "only_in_a": len(self.only_in_a),
+            "only_in_b": len(self.only_in_b),
+            "differing": len(self.differing),
+            "in_both": len(self.in_both),
+            "unmatched_a": len(self.unmatched_a),
+            "unmatched_b": len(self.unmatched_b),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -188,9 +203,13 @@ class Diff:
             "only_in_a": [u.to_dict() for u in self.only_in_a],
             "only_in_b": [u.to_dict() for u in self.only_in_b],
             "differing": [d.to_dict() for d in self.differing],
-            "in_both": self.in_both,
+            "in_both": [
+                {"email_key": a.email_key, "a": a.to_dict(), "b": b.to_dict()}
+                for a, b in self.in_both
+            ],
             "unmatched_a": [u.to_dict() for u in self.unmatched_a],
             "unmatched_b": [u.to_dict() for u in self.unmatched_b],
+            "counts": self.counts,
         }
 
 
@@ -263,6 +282,7 @@ def _diff(
     only_in_b: list[DirectoryUser] = []
     unmatched_b: list[DirectoryUser] = []
     differing: list[Difference] = []
+    in_both: list[tuple[DirectoryUser, DirectoryUser]] = []
     seen: set[str] = set()
     for user in b_users:
         key = user.email_key
@@ -276,6 +296,7 @@ def _diff(
         if other is None:
             only_in_b.append(user)
         else:
+            in_both.append((other, user))
             fields = _compare(other, user)
             if fields:
                 differing.append(Difference(key, other, user, fields))
@@ -286,7 +307,7 @@ def _diff(
         tuple(only_in_a),
         tuple(only_in_b),
         tuple(differing),
-        len(seen) - len(only_in_b),
+        tuple(in_both),
         tuple(unmatched_a),
         tuple(unmatched_b),
     )

@@ -285,6 +285,10 @@ class Capabilities:
     ``email_lookup`` is ``"native"`` when the service looks an email up itself and
     ``"scan"`` when the library has to walk the directory. ``server_filters`` names the
     ``iter_users`` filters the service applies itself; the rest are applied client-side.
+    ``user_status`` is False when the service does not say whether a user is active
+    (every user's ``status`` is ``UNKNOWN``, so filtering by status means nothing).
+    ``create_requires`` names the :class:`NewUser` fields ``create_user`` needs here
+    (e.g. ``password`` for REST); a missing one is refused before anything is sent.
     """
 
     list_users: bool = True
@@ -297,6 +301,8 @@ class Capabilities:
     server_filters: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
     paging: str = "cursor"
     max_page_size: int = 100
+    user_status: bool = True
+    create_requires: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
 
     @property
     def writes(self) -> bool:
@@ -307,4 +313,5 @@ class Capabilities:
         """A JSON-ready dict."""
         out = attrs.asdict(self)
         out["server_filters"] = sorted(self.server_filters)
+        out["create_requires"] = sorted(self.create_requires)
         return out

@@ -9,7 +9,6 @@ parties publish one under the entry-point group ``userdir.providers`` or call
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import threading
 from collections.abc import Callable, Mapping
@@ -18,8 +17,14 @@ from typing import Any
 import attrs
 import httpx
 
+from ._hints import did_you_mean
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, AsyncEngine, Retries, SyncEngine
-from .directory import DEFAULT_CONCURRENCY, AsyncHttpDirectory, HttpDirectory
+from .directory import (
+    DEFAULT_CONCURRENCY,
+    AsyncHttpDirectory,
+    HttpDirectory,
+    check_concurrency,
+)
 from .errors import ConfigError, DirectoryError
 from .models import Capabilities
 from .providers._base import Dialect, error_mapper
@@ -180,10 +185,9 @@ def get_provider(name: str) -> DialectFactory:
         return factory
     known = _all()
     if name not in known:
-        hint = difflib.get_close_matches(str(name), known, n=1)
-        suggestion = f" — did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"unknown provider {name!r}{suggestion} (known: {', '.join(sorted(known))})"
+            f"unknown provider {name!r}{did_you_mean(name, known)} "
+            f"(known: {', '.join(sorted(known))})"
         )
     factory = known[name][0]
     return factory.load() if isinstance(factory, (_LazyEntryPoint, _builtin)) else factory
@@ -236,11 +240,11 @@ def make_dialect(provider: str, options: Mapping[str, Any]) -> Dialect:
     if not var_kw:
         for key in options:
             if key not in names:
-                allowed = sorted(set(names) | COMMON_OPTIONS)
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                suggestion = f" — did you mean {hint[0]!r}?" if hint else ""
+                # transport= takes a Python object: no config file can set it
+                allowed = sorted((set(names) | COMMON_OPTIONS) - {"transport"})
                 raise ConfigError(
-                    f"unknown option {key!r} for provider {provider!r}{suggestion} "
+                    f"unknown option {key!r} for provider {provider!r}"
+                    f"{did_you_mean(key, allowed)} "
                     f"(options: {', '.join(allowed)})"
                 )
     missing = [name for name in required if name not in options]
@@ -294,6 +298,7 @@ def connect(
     ``options`` are the provider's own (``token``, ``api_key``, ``base_url``,
     ``notion_version``, ...); the named arguments configure the HTTP engine.
     """
+    check_concurrency(concurrency)  # before any client is opened
     dialect, engine = _parts(
         provider,
         options,
@@ -322,6 +327,7 @@ def connect_async(
     **options: Any,
 ) -> AsyncHttpDirectory:
     """Open an asyncio directory: ``connect_async("notion", token=...)``."""
+    check_concurrency(concurrency)  # before any client is opened
     dialect, engine = _parts(
         provider,
         options,

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
+import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,8 +21,13 @@ from typing import Any
 import httpx
 import pytest
 
+import userdir
 import userdir.testing
+from userdir import cli
+from userdir.federation import Diff
 from userdir.testing import Fault, NotionEmulator, OrgApiEmulator, RestEmulator
+from userdir.testing.__main__ import main as serve_main
+from userdir.testing._demo import demo_company
 
 NOTION_HEADERS = {"Authorization": "Bearer test-token", "Notion-Version": "2025-09-03"}
 
@@ -274,6 +284,8 @@ def test_cli_serve(
             line = proc.stdout.readline()
             assert line.startswith("READY http://127.0.0.1:"), line + proc.communicate()[1]
             base_url = line.split()[1]
+            option = "api_key" if service == "org_api" else "token"
+            assert line.split()[2:] == [service, f"{option}=cli-token"]  # what to connect with
             with httpx.Client(base_url=base_url, headers=headers) as c:
                 response = c.get(path)
             assert response.status_code == 200
@@ -286,3 +298,210 @@ def test_cli_serve(
                 proc.communicate()
     assert proc.returncode == 0, err
     assert out == ""
+
+
+READY = re.compile(r"READY (http://127\.0\.0\.1:\d+) (notion|org_api|rest) (token|api_key)=(\S+)")
+DEMO_NAMES = {"notion": "wiki", "org_api": "hr", "rest": "app"}
+
+
+@contextlib.contextmanager
+def _serving(lines: int, *args: str) -> Iterator[list[tuple[str, str, str, str]]]:
+    """``python -m userdir.testing serve *args`` in a child process, stopped with SIGTERM.
+
+    Yields its ``lines`` READY lines as ``(url, provider, option, credential)``.
+    """
+    command = [sys.executable, "-m", "userdir.testing", "serve", *args]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            ready = []
+            for _ in range(lines):
+                line = proc.stdout.readline()
+                match = READY.fullmatch(line.rstrip("\n"))
+                assert match, line + (proc.communicate()[1] if not line else "")
+                url, provider, option, credential = match.groups()
+                ready.append((url, provider, option, credential))
+            yield ready
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err
+    assert out == ""  # one line per emulator, nothing else
+
+
+def _config(ready: list[tuple[str, str, str, str]]) -> dict[str, Any]:
+    """A userdir config built from nothing but the printed lines."""
+    return {
+        "directories": {
+            DEMO_NAMES[provider]: {"provider": provider, "base_url": url, option: credential}
+            for url, provider, option, credential in ready
+        }
+    }
+
+
+def _view(user: userdir.DirectoryUser | None) -> tuple[Any, ...] | None:
+    # ids (Notion's are random) and creation times differ between two seedings
+    if user is None:
+        return None
+    return (user.provider, user.email, user.name, user.kind, user.role, user.status)
+
+
+def _diff_view(diff: Diff) -> dict[str, Any]:
+    return {
+        "counts": diff.counts,
+        "in_both": [(_view(a), _view(b)) for a, b in diff.in_both],
+        "only_in_a": [_view(u) for u in diff.only_in_a],
+        "only_in_b": [_view(u) for u in diff.only_in_b],
+        "differing": [(d.email_key, d.fields) for d in diff.differing],
+    }
+
+
+def _demo_views() -> tuple[dict[str, Any], dict[str, Any]]:
+    """What ``userdir demo`` finds for its lookups, and its hr/app diff."""
+    company = demo_company()
+    with userdir.Federation(company.directories()) as federation:
+        found = federation.find_many(company.lookups)
+        diff = federation.diff("hr", "app")
+    return _find_view(found), _diff_view(diff)
+
+
+def _find_view(found: dict[str, userdir.FindResult]) -> dict[str, Any]:
+    return {email: {n: _view(lk.user) for n, lk in r.lookups.items()} for email, r in found.items()}
+
+
+def test_serve_company_demo_prints_what_to_connect_with_and_holds_the_demo() -> None:
+    demo_found, demo_diff = _demo_views()
+    # the demo company shows overlaps: found in several directories, in both hr and app
+    assert sum(1 for users in demo_found.values() if len([u for u in users.values() if u]) > 1)
+    assert demo_diff["counts"]["in_both"] == 7
+    lookups = list(demo_found)
+
+    async def with_asyncio(config: dict[str, Any]) -> tuple[dict[str, Any], Diff]:
+        async with userdir.AsyncFederation(userdir.load_config_async(config)) as federation:
+            return await federation.find_many(lookups), await federation.diff("hr", "app")
+
+    with _serving(3, "--company", "demo") as ready:
+        assert [line[1:] for line in ready] == [
+            ("notion", "token", "test-token"),
+            ("org_api", "api_key", "test-key"),
+            ("rest", "token", "test-token"),
+        ]
+        assert len({url for url, *_ in ready}) == 3
+        with userdir.Federation(userdir.load_config(_config(ready))) as federation:
+            blocking = federation.find_many(lookups), federation.diff("hr", "app")
+        for found, diff in (blocking, asyncio.run(with_asyncio(_config(ready)))):
+            assert _find_view(found) == demo_found
+            assert _diff_view(diff) == demo_diff
+
+
+def test_emulators_served_separately_hold_the_same_company() -> None:
+    _, demo_diff = _demo_views()
+    with (
+        _serving(1, "org_api", "--company", "demo", "--token", "hr-key") as (hr,),
+        _serving(1, "rest", "--company", "demo") as (app,),
+    ):
+        assert hr[1:] == ("org_api", "api_key", "hr-key")
+        assert app[1:] == ("rest", "token", "test-token")
+        config = _config([hr, app])
+        with userdir.Federation(userdir.load_config(config)) as federation:
+            diff = federation.diff("hr", "app")
+    assert _diff_view(diff) == demo_diff
+
+
+def _readme_blocks() -> list[tuple[str, str]]:
+    """``(language, text)`` of every fenced block in the README's testing section."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Testing your code with userdir", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_readme_walkthrough_of_the_served_demo(tmp_path: Path) -> None:
+    """The README's serve command, its printed lines, its userdir.toml and commands."""
+    blocks = _readme_blocks()
+    (serve_block,) = [t for lang, t in blocks if lang == "console" and "serve --company" in t]
+    (toml,) = [t for lang, t in blocks if lang == "toml"]
+    (commands,) = [t for lang, t in blocks if lang == "console" and "userdir diff" in t]
+    command, *shown = serve_block.strip().splitlines()
+    args = shlex.split(command.removeprefix("$ "))
+    assert args[:4] == ["python", "-m", "userdir.testing", "serve"]
+    assert args[4:] == ["--company", "demo", "--port", "8701"]
+    with _serving(3, "--company", "demo") as ready:  # a free port, not 8701
+        readme_urls = [f"http://127.0.0.1:{8701 + i}" for i in range(3)]
+        printed = [
+            f"READY {u} {p} {o}={c}" for u, (_, p, o, c) in zip(readme_urls, ready, strict=True)
+        ]
+        assert printed == shown
+        for readme_url, (url, *_) in zip(readme_urls, ready, strict=True):
+            toml = toml.replace(readme_url, url)
+        (tmp_path / "userdir.toml").write_text(toml)
+        outputs = {}
+        for line in commands.strip().splitlines():
+            argv, _, comment = line.partition("#")
+            out, err = io.StringIO(), io.StringIO()
+            config = ["--config", str(tmp_path / "userdir.toml"), "--format", "table"]
+            code = cli.main([*config, *shlex.split(argv)[1:]], stdout=out, stderr=err)
+            assert (code, err.getvalue()) == (0, ""), line
+            outputs[shlex.split(argv)[1]] = (comment.strip(), out.getvalue())
+    comment, out = outputs["find"]
+    assert comment == "found in wiki, hr and app"
+    rows = [row.split()[:3] for row in out.splitlines()[1:]]
+    assert rows == [
+        ["ADA.LOVELACE@northwind.example", name, "found"] for name in DEMO_NAMES.values()
+    ]
+    comment, out = outputs["diff"]
+    assert out.endswith(f"{comment}\n")  # the README shows the summary line
+
+
+def test_serve_help_gives_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        serve_main(["serve", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "host 127.0.0.1" in text
+    assert "port 0 (a free port for each" in text
+    assert "notion token=test-token, org_api api_key=test-key, rest token=test-token" in text
+    assert "READY <base URL> <provider> <connect() option>=<credential>" in text
+    assert "--company {demo}" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["payroll"], "unknown service 'payroll' (choose from notion, org_api, rest)"),
+        (["--token", "two words"], "argument --token: must be non-empty and without whitespace"),
+        (["--token", ""], "argument --token: must be non-empty and without whitespace"),
+        (["--company", "acme"], "argument --company: invalid choice: 'acme'"),
+        (["--port", "65534"], "--port must be 0, or 1 to 65533 for 3 services"),
+        (["rest", "--port", "-1"], "--port must be 0, or 1 to 65535 for 1 services"),
+        (["--users", "-1"], "--users must be >= 0"),
+        (["--latency", "-0.5"], "--latency must be >= 0"),
+    ],
+)
+def test_serve_usage_errors(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        serve_main(["serve", *args])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert message in err
+    assert "usage: python -m userdir.testing serve" in err
+
+
+def test_serve_on_a_port_in_use_names_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exited:
+            serve_main(["serve", "rest", "--port", str(port)])
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"cannot serve rest on 127.0.0.1:{port}: ")

@@ -13,6 +13,7 @@ walk behaves the same on any machine.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import attrs
@@ -31,6 +32,11 @@ __all__ = [
 
 #: A cursor token or next link (str), a page number or offset (int); None: the start.
 Position = Any
+#: How often a page-number walk starts re-reading again when the directory keeps changing
+#: while it re-reads the pages that may have moved (see PageNumberPaging).
+MAX_REREAD_RESTARTS = 8
+
+log = logging.getLogger("userdir")
 
 
 @attrs.frozen
@@ -58,8 +64,27 @@ class ListPage:
 class Plan:
     """One walk's paging state; pages are taken back strictly in the order asked."""
 
-    #: Whether every page up to the last has been taken back.
-    done: bool = False
+    #: Set once the last page has been taken back.
+    finished: bool = False
+    #: Whether the page just taken counts for the walk's stall guard (not a re-read).
+    counts_progress: bool = True
+
+    @property
+    def done(self) -> bool:
+        """Whether every page up to the last has been taken back."""
+        return self.finished
+
+    @property
+    def awaiting_users(self) -> bool:
+        """Whether the page just taken must be shown to :meth:`decide` before more is asked."""
+        return False
+
+    def reaches_back(self, users: list[Any], seen: set[str]) -> bool:
+        """Whether the page just taken holds users yielded before (for :meth:`decide`)."""
+        return False
+
+    def decide(self, settled: bool, fresh: list[Any]) -> None:
+        """Take the page's first sightings into account (only when awaiting users)."""
 
     def schedule(self, in_flight: int) -> list[Position]:
         """Positions to ask for now, given how many requests are in flight."""
@@ -120,7 +145,7 @@ class _ChainPlan(Plan):
     def accept(self, position: Position, page: ListPage) -> None:
         following = page.next_cursor if page.has_more else None
         if not following:
-            self.done = True
+            self.finished = True
             return
         if following in self.seen:
             raise MalformedResponseError(
@@ -233,7 +258,9 @@ class PageNumberPaging(Paging):
 
     With totals the window opens to its full width after the first answer and never
     asks past the last page; with ``has_more`` only, up to ``window - 1`` requests may
-    go past it (their answers are dropped).
+    go past it (their answers are dropped). Where answers also give ``total_items``, a
+    count that changes mid-walk makes the walk re-read the pages that may have moved,
+    so that no user present throughout is missed.
     """
 
     first: int = 1
@@ -261,19 +288,128 @@ class PageNumberPaging(Paging):
         return _PagePlan(self, window)
 
 
-class _PagePlan(_NumberedPlan):
+class _PagePlan(Plan):
+    """Page numbers in a fixed window, re-reading pages that moved when the count changed.
+
+    Where answers say how many users there are (``total_items``), a count that changes
+    between pages means users may have moved across the pages already read: a deletion
+    before them moves later users back onto a page already read, where the walk would
+    never see them. The walk then drops its pages in flight and re-reads the pages
+    before, one at a time and going back, until a page holds a user yielded before the
+    change (every user before that one has been yielded) or the first page; then it goes
+    on. A change seen while re-reading starts the re-reading again from the highest page
+    read, at most ``MAX_REREAD_RESTARTS`` times for one change.
+    """
+
     def __init__(self, paging: PageNumberPaging, window: int) -> None:
-        super().__init__(paging.first, window)
+        self.first = paging.first
+        self.window = max(1, window)
         self.totals = paging.totals
+        self.next_to_schedule = self.first
+        self.next_to_accept = self.first
+        self.last: int | None = None
+        # Re-reading after the directory changed: the page to read next (going back),
+        # the ids first seen since the change, and how often re-reading started again.
+        self.total: int | None = None
+        self.rewind: int | None = None
+        self.recent: set[str] = set()
+        self.restarts = 0
+        self.deciding: tuple[int, bool, bool, int] | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether every page up to the last has been taken (and none is to be re-read)."""
+        return (
+            self.rewind is None
+            and self.deciding is None
+            and self.last is not None
+            and self.next_to_accept > self.last
+        )
+
+    @property
+    def awaiting_users(self) -> bool:
+        """Whether the last page's users decide what to read next (see :meth:`decide`)."""
+        return self.deciding is not None
+
+    def schedule(self, in_flight: int) -> list[Position]:
+        if self.deciding is not None:
+            return []
+        if self.rewind is not None:  # re-reading goes one page at a time
+            return [self.rewind] if in_flight == 0 else []
+        out: list[Position] = []
+        if self.next_to_accept == self.first:  # nothing known before the first answer
+            limit = self.first
+        elif self.last is not None:
+            limit = self.last
+        else:
+            limit = self.next_to_accept + self.window - 1
+        while in_flight + len(out) < self.window and self.next_to_schedule <= limit:
+            out.append(self.next_to_schedule)
+            self.next_to_schedule += 1
+        return out
 
     def accept(self, position: Position, page: ListPage) -> None:
-        self._taken(position)
+        rereading = self.rewind is not None
+        assert position == (self.rewind if rereading else self.next_to_accept)
+        if not rereading:
+            self.next_to_accept += 1
+        highest = self.next_to_accept - 1
         if self.totals and page.total_pages is not None:
             # every answer updates the end: the directory may change during the walk
-            self.end = max(position + 1, self.first + page.total_pages)
-        if not page.has_more:
-            self.end = position + 1
-        self.done = self.end is not None and position + 1 >= self.end
+            self.last = max(highest, self.first + page.total_pages - 1)
+        if not page.has_more and not rereading:
+            self.last = position
+        changed = self._count_changed(page)
+        self.counts_progress = not rereading
+        if changed and not rereading:
+            self.next_to_schedule = self.next_to_accept  # pages in flight may predate it
+        if changed or rereading:
+            self.deciding = (position, changed, rereading, highest)
+
+    def reaches_back(self, users: list[Any], seen: set[str]) -> bool:
+        """Whether ``users`` (the page just taken) hold one yielded before the change."""
+        recent = self.recent
+        return any(user.id in seen and user.id not in recent for user in users)
+
+    def decide(self, settled: bool, fresh: list[Any]) -> None:
+        """Given the page's users (``settled``: it reaches back), what to read next."""
+        assert self.deciding is not None
+        position, changed, rereading, highest = self.deciding
+        self.deciding = None
+        if changed and not rereading:
+            self.restarts = 0
+            self.recent = {user.id for user in fresh}
+            if not settled:
+                self.rewind = position - 1
+        elif rereading:
+            self.recent.update(user.id for user in fresh)
+            if changed and self.restarts < MAX_REREAD_RESTARTS:
+                self.restarts += 1
+                self.rewind = highest  # the pages re-read so far may have moved again
+            elif settled or position == self.first or changed:
+                if changed:
+                    log.warning(
+                        "the directory kept changing while pages were read again; "
+                        "the walk goes on, but users may be missing"
+                    )
+                self.rewind = None
+                self.recent = set()
+            else:
+                self.rewind = position - 1
+
+    def _count_changed(self, page: ListPage) -> bool:
+        """Record the directory's size; return whether it changed since the last page."""
+        if not self.totals or page.total_items is None:
+            return False
+        changed = self.total is not None and page.total_items != self.total
+        self.total = page.total_items
+        return changed
+
+    def wanted(self, position: Position) -> bool:
+        """Whether a page in flight is still needed (not past the known end, not dropped)."""
+        return bool(position < self.next_to_schedule) and (
+            self.last is None or position <= self.last
+        )
 
 
 @attrs.frozen
@@ -329,7 +465,7 @@ class _OffsetPlan(_NumberedPlan):
             self.end is not None and following >= self.end
         ):
             self.end = following
-            self.done = True
+            self.finished = True
         elif count != self.step:
             # the first answer, or one whose size differs from the step: plan again
             # from where it ended; the requests in flight are no longer wanted. No

@@ -53,6 +53,9 @@ class Request:
         default=attrs.Factory(_idempotent, takes_self=True), kw_only=True
     )
     url: str | None = attrs.field(default=None, kw_only=True)
+    #: Set by the directories on listings and ``me``: a 404 there means the endpoint is
+    #: wrong (``base_url``?), not that a user is missing.
+    endpoint_404: bool = attrs.field(default=False, kw_only=True)
 
     def where(self) -> str:
         """``METHOD /path`` for messages (never the query: it may hold an email)."""

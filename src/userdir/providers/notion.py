@@ -16,6 +16,7 @@ from ..errors import (
     APIError,
     AuthenticationError,
     ConflictError,
+    EndpointNotFoundError,
     InvalidArgumentError,
     InvalidRequestError,
     PermissionDeniedError,
@@ -47,7 +48,7 @@ ERROR_CODES: Mapping[str, type[APIError]] = {
     "validation_error": InvalidRequestError,
     "invalid_request": InvalidRequestError,
     "invalid_json": InvalidRequestError,
-    "invalid_request_url": InvalidRequestError,
+    "invalid_request_url": EndpointNotFoundError,
     "missing_version": InvalidRequestError,
     "conflict_error": ConflictError,
     "rate_limited": RateLimitedError,
@@ -158,7 +159,7 @@ class NotionDialect(Dialect):
 
     name: ClassVar[str] = "notion"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        email_lookup="scan", me=True, paging="cursor", max_page_size=100
+        email_lookup="scan", me=True, paging="cursor", max_page_size=100, user_status=False
     )
     paging: ClassVar[CursorPaging] = CursorPaging()
     items_key = "results"

@@ -99,7 +99,7 @@ class OrgApiDialect(Dialect):
 
     name: ClassVar[str] = "org_api"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        email_lookup="native", paging="pages_has_more", max_page_size=100
+        email_lookup="native", paging="pages_has_more", max_page_size=100, user_status=False
     )
     paging: ClassVar[PageNumberPaging] = PageNumberPaging(first=0, totals=False)
     items_key = "users"

@@ -103,6 +103,7 @@ class RestDialect(Dialect):
         server_filters=frozenset({"status", "role"}),
         paging="pages_total",
         max_page_size=100,
+        create_requires=frozenset({"email", "name", "password"}),
     )
     paging: ClassVar[PageNumberPaging] = PageNumberPaging(first=1, totals=True)
     items_key = "data"
@@ -138,9 +139,9 @@ class RestDialect(Dialect):
         assert isinstance(page, int)
         assert isinstance(pages, int)
         total = meta.get("total")
-        return ListPage(
-            items, page < pages, None, pages, total if type(total) is int and total >= 0 else None
-        )
+        if total is not None and (type(total) is not int or total < 0):
+            raise self.malformed("list answer.meta.total: expected a non-negative integer")
+        return ListPage(items, page < pages, None, pages, total_items=total)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /api/v1/users/{user_id}``."""
@@ -157,6 +158,15 @@ class RestDialect(Dialect):
         """``POST /api/v1/users`` with email, name, role, password and settings as given."""
         if not isinstance(new_user, NewUser):
             raise InvalidArgumentError("create_user takes a userdir.NewUser", provider=self.name)
+        missing = [
+            f for f in sorted(self.capabilities.create_requires) if getattr(new_user, f) is None
+        ]
+        if missing:
+            raise InvalidArgumentError(
+                f"create_user: the {self.name} provider requires NewUser field(s): "
+                f"{', '.join(missing)}",
+                provider=self.name,
+            )
         body: dict[str, Any] = {
             "email": check_email(self.name, new_user.email),
             "name": new_user.name,

@@ -5,8 +5,13 @@ through ``emu.transport`` (an httpx transport, sync and async) or over real HTTP
 ``with emu.serve() as base_url: ...``. Faults (rate limits, 5xx, HTML error pages, dropped
 connections, timeouts, delays) can be injected and every request is logged.
 
-Run ``python -m userdir.testing serve {notion,org_api,rest} --users N`` to serve one in its
-own process.
+Every emulator's ``add_user`` takes the provider-neutral ``email``, ``name``, ``role`` and
+``status`` besides its service's own fields; ``emu.credentials`` is the ``connect()`` option
+with the credential it accepts.
+
+Run ``python -m userdir.testing serve [notion] [org_api] [rest] [--company demo]`` to serve
+emulators in their own process: it prints ``READY <url> <provider> <option>=<credential>``
+for each (``--help`` gives the defaults).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote
 import attrs
 import httpx
 
+from ..models import UserStatus
 from ._faults import AFTER_KINDS, RESPONSE_KINDS, SILENT_KINDS, Fault, Rule, pick_fault
 
 __all__ = ["Emulator", "RecordedRequest"]
@@ -40,8 +41,12 @@ class Reply:
 
 
 def json_bytes(payload: Any) -> bytes:
-    """``payload`` as compact UTF-8 JSON."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """``payload`` as compact UTF-8 JSON (a lone surrogate as its ``\\udXXX`` escape)."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # not UTF-8: sent as JSON's escape, as services do
+        return text.encode("utf-8", "backslashreplace")
 
 
 def json_reply(status: int, payload: Any, extra_headers: tuple[tuple[str, str], ...] = ()) -> Reply:
@@ -81,6 +86,18 @@ def bearer_ok(headers: Mapping[str, str], token: str) -> bool:
     """Whether the request carries ``Authorization: Bearer <token>``."""
     scheme, _, given = headers.get("authorization", "").partition(" ")
     return bool(token) and scheme.lower() == "bearer" and given.strip() == token
+
+
+def checked_status(status: str | None) -> str | None:
+    """The neutral ``status`` of ``add_user`` (a `userdir.UserStatus` or its value) as a
+    plain string, None for None; ValueError for anything else."""
+    if status is None:
+        return None
+    try:
+        return UserStatus(status).value
+    except ValueError:
+        known = ", ".join(s.value for s in UserStatus)
+        raise ValueError(f"status must be one of {known}, got {status!r}") from None
 
 
 class EmailKeyedStore:
@@ -246,15 +263,10 @@ class Emulator:
 
     #: Short service name (``"notion"``, ``"org_api"``, ``"rest"``): the provider's name.
     service: str = ""
-    #: The ``connect()`` option that carries the credential (``token``, ``api_key``).
+    #: The ``connect()`` option, and the attribute, that holds the credential.
     credential_option: str = "token"
     #: The base URL given with the in-process transport (None: the provider's default).
     inprocess_url: str | None = "https://emulator.test"
-
-    @property
-    def credential(self) -> str:
-        """The token or key this emulator accepts."""
-        return str(getattr(self, self.credential_option))
 
     def connect_options(self, base_url: str | None = None) -> dict[str, Any]:
         """``userdir.connect()`` options for this emulator.
@@ -262,7 +274,7 @@ class Emulator:
         In-process (its ``transport``) unless ``base_url`` is given: the URL
         :meth:`serve` yielded.
         """
-        options: dict[str, Any] = {self.credential_option: self.credential}
+        options: dict[str, Any] = dict(self.credentials)
         if base_url is None:
             options["transport"] = self.transport
             base_url = self.inprocess_url
@@ -342,6 +354,12 @@ class Emulator:
         """
         with self._lock:
             return self._listed_users()
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The ``connect()`` option that carries the credential this emulator accepts:
+        ``{"token": ...}`` (Notion, REST) or ``{"api_key": ...}`` (org API)."""
+        return {self.credential_option: str(getattr(self, self.credential_option))}
 
     def populate(self, n: int, *, seed: int = 0) -> list[str]:
         """Add ``n`` generated, realistic users and return their ids.

@@ -8,11 +8,12 @@ import attrs
 
 from ..directory import HttpDirectory
 from ..registry import connect
+from ._base import Emulator
 from ._notion import NotionEmulator
 from ._org_api import OrgApiEmulator
 from ._rest import RestEmulator
 
-__all__ = ["DemoCompany", "demo_company"]
+__all__ = ["DemoCompany", "demo_company", "seed_demo"]
 
 # first, last, HR email, in the wiki (Notion)?, app status (None: no app account), app role
 _STAFF = [
@@ -62,11 +63,33 @@ class DemoCompany:
         return out
 
 
-def demo_company() -> DemoCompany:
-    """Seed the emulators with Northwind: emails cased differently across services, one
-    person who left HR but is still active in the app, and a Notion bot."""
-    notion, org, rest = NotionEmulator(), OrgApiEmulator(), RestEmulator()
-    for index, (first, last, email, in_wiki, app_status, app_role) in enumerate(_STAFF):
+def seed_demo(emulator: Emulator) -> None:
+    """Add Northwind's accounts in ``emulator``'s service, exactly as `demo_company` does.
+
+    Each service's share depends on nothing else, so emulators seeded one by one (even
+    in separate processes) hold the same company as ``userdir demo``.
+    """
+    if isinstance(emulator, NotionEmulator):
+        _seed_notion(emulator)
+    elif isinstance(emulator, OrgApiEmulator):
+        _seed_org_api(emulator)
+    elif isinstance(emulator, RestEmulator):
+        _seed_rest(emulator)
+    else:
+        raise TypeError(f"no demo company for {type(emulator).__name__}")
+
+
+def _seed_notion(notion: NotionEmulator) -> None:
+    for index, (first, last, email, in_wiki, _, _) in enumerate(_STAFF):
+        if in_wiki:
+            notion.add_user(name=f"{first} {last}", email=_cased(email, index % 3))
+    first, last, email = LEAVER
+    notion.add_user(name=f"{first} {last}", email=email)
+    notion.add_user(name="Deploy Bot", kind="bot")
+
+
+def _seed_org_api(org: OrgApiEmulator) -> None:
+    for first, last, email, _, _, app_role in _STAFF:
         org.add_user(
             email=email,
             first_name=first,
@@ -74,8 +97,10 @@ def demo_company() -> DemoCompany:
             username=f"{first[0]}{last}".lower(),
             user_role=_HR_ROLES.get(email, (app_role or "member").title()),
         )
-        if in_wiki:
-            notion.add_user(name=f"{first} {last}", email=_cased(email, index % 3))
+
+
+def _seed_rest(rest: RestEmulator) -> None:
+    for index, (first, last, email, _, app_status, app_role) in enumerate(_STAFF):
         if app_status is not None:
             rest.add_user(
                 email=_cased(email, (index + 1) % 3),
@@ -84,9 +109,15 @@ def demo_company() -> DemoCompany:
                 status=app_status,
             )
     first, last, email = LEAVER
-    notion.add_user(name=f"{first} {last}", email=email)
     rest.add_user(email=email, name=f"{first} {last}", role="editor", status="active")
-    notion.add_user(name="Deploy Bot", kind="bot")
+
+
+def demo_company() -> DemoCompany:
+    """Seed the emulators with Northwind: emails cased differently across services, one
+    person who left HR but is still active in the app, and a Notion bot."""
+    notion, org, rest = NotionEmulator(), OrgApiEmulator(), RestEmulator()
+    for emulator in (notion, org, rest):
+        seed_demo(emulator)
     lookups = [
         "ADA.LOVELACE@northwind.example",
         "Donald.Knuth@Northwind.example",

@@ -11,7 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _names
-from ._base import Emulator, Reply, bearer_ok, json_bytes, json_reply, list_reply, parse_int
+from ._base import (
+    Emulator,
+    Reply,
+    bearer_ok,
+    checked_status,
+    json_bytes,
+    json_reply,
+    list_reply,
+    parse_int,
+)
 
 __all__ = ["NotionEmulator"]
 
@@ -139,6 +148,8 @@ class NotionEmulator(Emulator):
         *,
         name: str | None,
         email: str | None = None,
+        role: str | None = None,
+        status: str | None = None,
         kind: str = "person",
         avatar_url: str | None = None,
         id: str | None = None,
@@ -154,9 +165,18 @@ class NotionEmulator(Emulator):
         ``"bot": {}``, or an owner and ``workspace_name`` when ``workspace_name`` is given.
         ``id`` may be dashed or 32 hex digits (default: a new uuid4). Guests are stored but
         neither listed nor retrievable, as in Notion.
+
+        ``email``, ``name``, ``role`` and ``status`` are the provider-neutral fields every
+        emulator's ``add_user`` takes, so that one call seeds any of them. Notion users
+        have neither a role nor a status: ``role`` and ``status`` (a `userdir.UserStatus`
+        or its value) are checked, not stored, and the user maps to ``role=None`` and
+        ``status=UNKNOWN``, as the real service's would.
         """
         if kind not in ("person", "bot"):
             raise ValueError("kind must be 'person' or 'bot'")
+        if role is not None and not isinstance(role, str):
+            raise ValueError("role must be a string or None")
+        checked_status(status)
         user_id = str(uuid.uuid4()) if id is None else _canonical_id(id)
         if user_id is None:
             raise ValueError(f"not a valid Notion id: {id!r}")

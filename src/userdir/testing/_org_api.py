@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from . import _names
-from ._base import EmailKeyedStore, Emulator, Reply, json_reply, parse_int
+from ._base import EmailKeyedStore, Emulator, Reply, checked_status, json_reply, parse_int
 
 __all__ = ["OrgApiEmulator"]
 
@@ -41,19 +41,38 @@ class OrgApiEmulator(EmailKeyedStore, Emulator):
         self,
         *,
         email: str,
+        name: str | None = None,
+        role: str | None = None,
+        status: str | None = None,
         first_name: str = "",
         last_name: str = "",
         username: str | None = None,
-        user_role: str = "Member",
+        user_role: str | None = None,
         picture_url: str | None = None,
         calendar_link: str | None = None,
         id: str | None = None,
     ) -> str:
         """Add a user and return its id (default: a new uuid4).
 
-        ``username`` defaults to the email's local part. Emails must be unique
-        (case-insensitively).
+        ``username`` defaults to the email's local part, ``user_role`` to ``"Member"``.
+        Emails must be unique (case-insensitively).
+
+        ``email``, ``name``, ``role`` and ``status`` are the provider-neutral fields every
+        emulator's ``add_user`` takes, so that one call seeds any of them. ``name`` is split
+        at its first space into ``first_name`` and ``last_name`` (which map back to the same
+        name); ``role`` is stored as ``user_role``. The org API has no account status:
+        ``status`` (a `userdir.UserStatus` or its value) is checked, not stored, and the user
+        maps to ``status=UNKNOWN``. Giving a neutral field and its native twin is an error.
         """
+        checked_status(status)
+        if name is not None:
+            if first_name or last_name:
+                raise ValueError("give name or first_name/last_name, not both")
+            first_name, _, last_name = name.partition(" ")
+        if role is not None:
+            if user_role is not None:
+                raise ValueError("give role or user_role, not both")
+            user_role = role
         user = {
             "id": id if id is not None else str(uuid.uuid4()),
             "email": email,
@@ -61,7 +80,7 @@ class OrgApiEmulator(EmailKeyedStore, Emulator):
             "first_name": first_name,
             "last_name": last_name,
             "picture_url": picture_url,
-            "user_role": user_role,
+            "user_role": user_role if user_role is not None else "Member",
             "calendar_link": calendar_link,
         }
         with self._lock:

@@ -119,12 +119,16 @@ class RestEmulator(EmailKeyedStore, Emulator):
     ) -> str:
         """Add a user directly (no request) and return its id.
 
+        ``email``, ``name``, ``role`` and ``status`` are the provider-neutral fields every
+        emulator's ``add_user`` takes; here they are the service's own. ``status`` is
+        ``"active"``, ``"inactive"`` or ``"pending"`` (or that `userdir.UserStatus`).
         ``created_at`` defaults to now; ``last_login`` is stored as given (None answers
         ``null``). ``settings`` defaults to ``{"theme": "light", "notifications": true}``.
         Emails must be unique (case-insensitively).
         """
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}")
+        if status not in STATUSES:  # a UserStatus equals its value
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        status = STATUSES[STATUSES.index(status)]  # the plain string
         with self._lock:
             user: dict[str, Any] = {
                 "id": id if id is not None else self._new_id(),
