@@ -107,18 +107,12 @@ class Walk:
         plan = self.plan
         deciding = plan.awaiting_users
         settled = deciding and plan.reaches_back(users, seen)
-        ids = [user.id for user in users]
-        if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
-            before = len(seen)
-            seen.update(ids)
-            fresh = users if len(seen) - before == len(ids) else _first_sightings(users, set())
-        else:
-            fresh = _first_sightings(users, seen)
+        fresh = _first_sightings(users, seen)
         if deciding:
             plan.decide(settled, fresh)
-        if not plan.counts_progress:
-            pass
-        elif not fresh and not plan.done:
+        if fresh or plan.done:
+            self.stalled = 0
+        elif plan.counts_progress:  # pages read again bring known users by design
             self.stalled += 1
             if self.stalled >= MAX_STALLED_PAGES:
                 raise MalformedResponseError(
@@ -126,8 +120,6 @@ class Walk:
                     "no new user while the service says there is more",
                     provider=self.provider,
                 )
-        else:
-            self.stalled = 0
         return keep(fresh, self.local)
 
 

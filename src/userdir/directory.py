@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 4
+#: A lone request with nothing in flight goes from the calling thread, not a worker
+#: (a speed mechanism; its gain is measured by ``python -m benchmarks.mechanisms``).
+INLINE_LONE_REQUESTS = True
 
 
 @runtime_checkable
@@ -371,7 +374,7 @@ class HttpDirectory(_DirectoryBase):
 
         def send(requests: list[Request]) -> None:
             nonlocal pool
-            if len(requests) == 1 and not line:
+            if INLINE_LONE_REQUESTS and len(requests) == 1 and not line:
                 line.append(requests[0])
                 return
             for request in requests:
