@@ -235,7 +235,7 @@ def cpu_case(cfg: Config) -> list[Row]:
                 f"{fmt_seconds(lib.cpu / per_user)}/user",
                 f"httpx loop {fmt_seconds(base.cpu / per_user)}/user",
                 lib.cpu / base.cpu,
-                1.5,
+                1.25,
                 "<=",
                 runs=lib.runs,
                 note=f"{LABELS[provider]}: `time.process_time()` of the client process "
@@ -587,12 +587,12 @@ CASES: dict[str, Case] = {
     case.name: case
     for case in (
         Case(
-            "rest", "1: REST listing, userdir >= 4x the httpx loop", _speedup_case("1", "rest", 4.0)
+            "rest", "1: REST listing, userdir >= 6x the httpx loop", _speedup_case("1", "rest", 6.0)
         ),
         Case(
             "org_api",
-            "2: org API listing, userdir >= 3x the httpx loop",
-            _speedup_case("2", "org_api", 3.0),
+            "2: org API listing, userdir >= 5x the httpx loop",
+            _speedup_case("2", "org_api", 5.0),
         ),
         Case("notion", "3: Notion listing vs notion-client and the floor", notion_case),
         Case("cpu", "4: CPU per user vs the bare loop, each provider", cpu_case),

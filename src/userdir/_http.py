@@ -7,7 +7,6 @@ and differ only where I/O happens (sending, reading, sleeping).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import email.utils
 import logging
@@ -758,6 +757,8 @@ class AsyncEngine(_EngineBase):
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
+                import asyncio  # here: a blocking program never loads asyncio
+
                 await asyncio.sleep(wait)
         t0 = time.perf_counter()
         try:

@@ -8,12 +8,11 @@ send, wait and cancel.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -25,6 +24,9 @@ from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, Use
 from .providers._base import Dialect, check_email, check_page_size, paging_of, user_parser
 from .providers._paging import ListPage
 from .providers._wire import Reply, Request, redact_url
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "AsyncDirectory",
@@ -514,6 +516,8 @@ class AsyncHttpDirectory(_DirectoryBase):
 
     async def _drive(self, walk: Walk) -> AsyncGenerator[DirectoryUser, None]:
         # The same loop as the blocking directory's, with tasks for threads.
+        import asyncio  # here: a blocking program never loads asyncio
+
         line: deque[Request | asyncio.Task[Reply]] = deque()
 
         def send(requests: list[Request]) -> None:
@@ -564,6 +568,8 @@ class AsyncHttpDirectory(_DirectoryBase):
         if not matcher.wanted:
             return {}
         if self.capabilities.email_lookup == "native":
+            import asyncio
+
             limit = asyncio.Semaphore(self.concurrency)
 
             async def bounded(email: str) -> DirectoryUser | None:
@@ -612,6 +618,8 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
         if not task.cancelled():
             task.exception()  # retrieved, so asyncio does not warn about it
         return
+    import asyncio
+
     task.cancel()
     await asyncio.wait({task})
     if not task.cancelled():
