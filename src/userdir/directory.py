@@ -8,18 +8,28 @@ send, wait and cancel.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 from ._http import AsyncEngine, SyncEngine
+from ._secrets import Scrubber
 from ._walk import Walk, keep
 from .emails import email_key
-from .errors import DuplicateEmailError, InvalidArgumentError, UserNotFoundError
+from .errors import DirectoryError, DuplicateEmailError, InvalidArgumentError, UserNotFoundError
 from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
 from .providers._base import Dialect, check_email, check_page_size, paging_of, user_parser
 from .providers._paging import ListPage
@@ -195,6 +205,43 @@ class EmailMatcher:
 # -- shared directory logic ----------------------------------------------------
 
 
+_D = TypeVar("_D", bound="_DirectoryBase")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _scrubbed(
+    method: Callable[Concatenate[_D, _P], _R],
+) -> Callable[Concatenate[_D, _P], _R]:
+    """Every DirectoryError a public method raises leaves scrubbed (see ``_scrub``)."""
+
+    def call(self: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except DirectoryError as exc:
+            self._scrub(exc, args)
+            raise
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+def _scrubbed_async(
+    method: Callable[Concatenate[_D, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[_D, _P], Coroutine[Any, Any, _R]]:
+    """:func:`_scrubbed` for coroutine methods."""
+
+    async def call(self: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        except DirectoryError as exc:
+            self._scrub(exc, args)
+            raise
+
+    functools.update_wrapper(call, method)
+    return call
+
+
 def check_concurrency(value: object) -> int:
     """Refuse a ``concurrency`` that is not an int from 1 to 64."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
@@ -205,13 +252,30 @@ def check_concurrency(value: object) -> int:
 class _DirectoryBase:
     """What both directory kinds share: checks, filters, requests and the walk."""
 
-    def __init__(self, dialect: Dialect, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        scrubber: Scrubber | None = None,
+    ) -> None:
         self.dialect = dialect
         self.provider = dialect.name
         self.capabilities = dialect.capabilities
         self.paging = paging_of(dialect)
         self._user_of = user_parser(dialect)
         self.concurrency = check_concurrency(concurrency)
+        self._scrubber = scrubber or Scrubber()
+
+    def _scrub(self, error: DirectoryError, args: tuple[Any, ...] = ()) -> None:
+        """Scrub an error leaving the directory: the credentials, and any password that
+        ``args`` (a NewUser, UserChanges) carried, then bound its texts."""
+        passwords = [
+            a.password
+            for a in args
+            if isinstance(a, (NewUser, UserChanges)) and isinstance(a.password, str)
+        ]
+        self._scrubber.plus(passwords).finish(error)
 
     def __repr__(self) -> str:
         return (
@@ -309,7 +373,7 @@ class HttpDirectory(_DirectoryBase):
     def __init__(
         self, dialect: Dialect, engine: SyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        super().__init__(dialect, concurrency=concurrency)
+        super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
         self._pools: set[ThreadPoolExecutor] = set()
         self._pools_lock = threading.Lock()
@@ -346,6 +410,7 @@ class HttpDirectory(_DirectoryBase):
 
     # -- reading -------------------------------------------------------------
 
+    @_scrubbed
     def list_page(
         self,
         cursor: str | None = None,
@@ -358,6 +423,7 @@ class HttpDirectory(_DirectoryBase):
         position, request, local = self._page_request(cursor, page_size, status, role)
         return self._page(position, request, self.engine.fetch(request), local)
 
+    @_scrubbed
     def iter_users(
         self,
         *,
@@ -399,26 +465,33 @@ class HttpDirectory(_DirectoryBase):
                     if not isinstance(dropped, Request):
                         dropped.cancel()
                 yield from walk.users(page)
+        except DirectoryError as exc:
+            self._scrub(exc)
+            raise
         finally:
             for item in line:
                 if not isinstance(item, Request):
                     item.cancel()
             self._release(pool)
 
+    @_scrubbed
     def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
         request = self.dialect.get_request(user_id)
         return self._parse_user(request, self.engine.fetch(request))
 
+    @_scrubbed
     def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
         request = self._me_request()
         return self._parse_user(request, self.engine.fetch(request))
 
+    @_scrubbed
     def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""
         return self.find_users_by_email([email])[email]
 
+    @_scrubbed
     def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
         """Many emails: concurrent native lookups, or one scan that stops when all match."""
         matcher = EmailMatcher(self.provider, emails)
@@ -458,16 +531,19 @@ class HttpDirectory(_DirectoryBase):
 
     # -- writing -------------------------------------------------------------
 
+    @_scrubbed
     def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
         request = self.dialect.create_request(new_user)
         return self._parse_user(request, self.engine.fetch(request))
 
+    @_scrubbed
     def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
         """Send only the fields set in ``changes``; returns the updated user."""
         request = self.dialect.update_request(user_id, changes)
         return self._parse_user(request, self.engine.fetch(request))
 
+    @_scrubbed
     def delete_user(self, user_id: str) -> None:
         """Delete a user."""
         self.engine.fetch(self.dialect.delete_request(user_id))
@@ -479,7 +555,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     def __init__(
         self, dialect: Dialect, engine: AsyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        super().__init__(dialect, concurrency=concurrency)
+        super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
 
     async def __aenter__(self) -> AsyncHttpDirectory:
@@ -492,6 +568,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         """Close connections."""
         await self.engine.close()
 
+    @_scrubbed_async
     async def list_page(
         self,
         cursor: str | None = None,
@@ -504,6 +581,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         position, request, local = self._page_request(cursor, page_size, status, role)
         return self._page(position, request, await self.engine.fetch(request), local)
 
+    @_scrubbed
     def iter_users(
         self,
         *,
@@ -543,25 +621,32 @@ class AsyncHttpDirectory(_DirectoryBase):
                         await _cancel(dropped)
                 for user in walk.users(page):
                     yield user
+        except DirectoryError as exc:
+            self._scrub(exc)
+            raise
         finally:
             for item in line:
                 if not isinstance(item, Request):
                     await _cancel(item)
 
+    @_scrubbed_async
     async def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
         request = self.dialect.get_request(user_id)
         return self._parse_user(request, await self.engine.fetch(request))
 
+    @_scrubbed_async
     async def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
         request = self._me_request()
         return self._parse_user(request, await self.engine.fetch(request))
 
+    @_scrubbed_async
     async def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""
         return (await self.find_users_by_email([email]))[email]
 
+    @_scrubbed_async
     async def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
         """Many emails: concurrent native lookups, or one scan that stops when all match."""
         matcher = EmailMatcher(self.provider, emails)
@@ -598,16 +683,19 @@ class AsyncHttpDirectory(_DirectoryBase):
             return None
         return self._matches(email, request, reply)
 
+    @_scrubbed_async
     async def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
         request = self.dialect.create_request(new_user)
         return self._parse_user(request, await self.engine.fetch(request))
 
+    @_scrubbed_async
     async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
         """Send only the fields set in ``changes``; returns the updated user."""
         request = self.dialect.update_request(user_id, changes)
         return self._parse_user(request, await self.engine.fetch(request))
 
+    @_scrubbed_async
     async def delete_user(self, user_id: str) -> None:
         """Delete a user."""
         await self.engine.fetch(self.dialect.delete_request(user_id))

@@ -143,6 +143,8 @@ class TransportError(DirectoryError):
     """
 
     request_not_sent: bool = False
+    # Our own side could not write the request (an illegal header): never retried.
+    _local: bool = False
 
 
 class MalformedResponseError(DirectoryError):

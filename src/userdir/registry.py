@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +19,13 @@ import attrs
 import httpx
 
 from ._hints import did_you_mean
-from ._http import DEFAULT_MAX_RESPONSE_BYTES, AsyncEngine, Retries, SyncEngine
+from ._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AsyncEngine,
+    Retries,
+    SyncEngine,
+    plain_http_warning,
+)
 from .directory import (
     DEFAULT_CONCURRENCY,
     AsyncHttpDirectory,
@@ -281,6 +288,14 @@ def _parts(
     return dialect, engine
 
 
+def _warn_plain_http(dialect: Dialect, engine: dict[str, Any]) -> None:
+    """One UserWarning per directory whose credentials would travel unencrypted."""
+    warning = plain_http_warning(dialect.base_url, bool(engine["auth_headers"]))
+    if warning is not None:
+        # stacklevel 3: the code that called connect() or connect_async()
+        warnings.warn(f"{dialect.name}: {warning}", UserWarning, stacklevel=3)
+
+
 def connect(
     provider: str,
     *,
@@ -311,6 +326,7 @@ def connect(
             "transport": transport,
         },
     )
+    _warn_plain_http(dialect, engine)
     return HttpDirectory(dialect, SyncEngine(**engine), concurrency=concurrency)
 
 
@@ -340,4 +356,5 @@ def connect_async(
             "transport": transport,
         },
     )
+    _warn_plain_http(dialect, engine)
     return AsyncHttpDirectory(dialect, AsyncEngine(**engine), concurrency=concurrency)

@@ -285,7 +285,8 @@ def error_fields(
 
     Understands ``{"code", "message"}``, ``{"error": "text"}``,
     ``{"error": {"code", "message"}}`` and ``{"detail": ...}``. A body that is not
-    JSON gives ``(None, None, request_id-from-headers)``.
+    JSON gives ``(None, None, request_id-from-headers)``. The texts come whole, as the
+    service sent them: the engine scrubs them before it bounds their length.
     """
     request_id = headers.get("x-request-id")
     try:
@@ -312,16 +313,16 @@ def error_fields(
         request_id = rid
     return (
         _one_line(code),
-        message[:2000] if isinstance(message, str) else None,
+        message if isinstance(message, str) else None,
         _one_line(request_id),
     )
 
 
-def _one_line(value: object, limit: int = 200) -> str | None:
-    """A code or request id as the service sent it, on one line and of bounded length."""
+def _one_line(value: object) -> str | None:
+    """A code or request id as the service sent it, on one line (None if empty)."""
     if not isinstance(value, str):
         return None
-    return " ".join(value.split())[:limit] or None
+    return " ".join(value.split()) or None
 
 
 def check_id(provider: str, user_id: object) -> str:

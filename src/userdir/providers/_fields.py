@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .._secrets import quote
 from ..errors import MalformedResponseError
 
 __all__ = ["MAX_NESTING", "STR_OR_NONE", "Fields", "describe", "json_type", "nesting_exceeds"]
@@ -48,7 +49,7 @@ def json_type(value: Any) -> str:
 def describe(value: Any) -> str:
     """A short description of a JSON value for a message: never its full text."""
     if isinstance(value, str):
-        return repr(value[:40])
+        return quote(value)
     return json_type(value)
 
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._secrets import quote
 from ..errors import InvalidArgumentError, MalformedResponseError
 
 __all__ = [
@@ -149,7 +150,7 @@ class _ChainPlan(Plan):
             return
         if following in self.seen:
             raise MalformedResponseError(
-                f"pagination loop: the service gave {self.what} {following[:60]!r} twice",
+                f"pagination loop: the service gave {self.what} {quote(following)} twice",
                 provider=self.provider,
             )
         self.seen.add(following)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._secrets import check_credential
 from ..errors import (
     APIError,
     AuthenticationError,
@@ -173,6 +174,7 @@ class NotionDialect(Dialect):
             raise InvalidArgumentError(
                 "notion needs token= (an integration token)", provider="notion"
             )
+        self.token = check_credential(self.name, "token", self.token)
         if not isinstance(self.notion_version, str) or not self.notion_version.strip():
             raise InvalidArgumentError(
                 "notion_version= must be a non-empty string", provider="notion"

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._secrets import check_credential
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
 from ..models import _EMPTY, Capabilities, DirectoryUser
 from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
@@ -112,6 +113,7 @@ class OrgApiDialect(Dialect):
             raise InvalidArgumentError(
                 "org_api needs api_key= (the org API key)", provider=self.name
             )
+        self.api_key = check_credential(self.name, "api_key", self.api_key)
 
     def auth_headers(self) -> dict[str, str]:
         """The bare key: ``Authorization: <api key>``, never ``Bearer``."""

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._secrets import check_credential
 from ..errors import InvalidArgumentError
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
 from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
@@ -114,6 +115,7 @@ class RestDialect(Dialect):
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
             raise InvalidArgumentError("rest needs token= (a bearer token)", provider=self.name)
+        self.token = check_credential(self.name, "token", self.token)
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <token>``."""
