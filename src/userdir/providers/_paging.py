@@ -215,44 +215,6 @@ def _read_int(provider: str, cursor: str | None, first: int, what: str) -> int:
     return value
 
 
-class _NumberedPlan(Plan):
-    """Positions ``first, first + step, ...`` scheduled ahead in a fixed window.
-
-    Before the first answer one request goes; once an answer says more follow, up to
-    ``window`` are in flight. Where the answers give a total, no request goes past the
-    last position; where they only say ``has_more``, at most ``window - 1`` do.
-    """
-
-    def __init__(self, first: int, window: int) -> None:
-        self.first = first
-        self.window = max(1, window)
-        self.step = 1
-        self.next_to_schedule = first
-        self.end: int | None = None  # positions >= end are past the last page
-        self.answered = False
-        self.scheduled: set[int] = set()
-
-    def schedule(self, in_flight: int) -> list[Position]:
-        if self.done:
-            return []
-        out: list[Position] = []
-        limit = self.window if self.answered and self.step else 1
-        while in_flight + len(out) < limit and (
-            self.end is None or self.next_to_schedule < self.end
-        ):
-            out.append(self.next_to_schedule)
-            self.scheduled.add(self.next_to_schedule)
-            self.next_to_schedule += self.step
-        return out
-
-    def wanted(self, position: Position) -> bool:
-        return position in self.scheduled and (self.end is None or position < self.end)
-
-    def _taken(self, position: int) -> None:
-        self.answered = True
-        self.scheduled.discard(position)
-
-
 @attrs.frozen
 class PageNumberPaging(Paging):
     """Numbered pages from ``first``; ``totals`` when answers give the page count.
@@ -451,13 +413,40 @@ class OffsetPaging(Paging):
         return _OffsetPlan(self.start_at, window)
 
 
-class _OffsetPlan(_NumberedPlan):
+class _OffsetPlan(Plan):
+    """Offsets ``first, first + step, ...`` ahead in a fixed window.
+
+    Before the first answer one request goes; once the step is known (the first
+    answer's size), up to ``window`` are in flight. Where the answers give a total, no
+    request goes past it; where they only say ``has_more``, at most ``window - 1`` do.
+    """
+
     def __init__(self, first: int, window: int) -> None:
-        super().__init__(first, window)
+        self.first = first
+        self.window = max(1, window)
         self.step = 0  # unknown until the first answer
+        self.next_to_schedule = first
+        self.end: int | None = None  # offsets >= end are past the last item
+        self.scheduled: set[int] = set()
+
+    def schedule(self, in_flight: int) -> list[Position]:
+        if self.done:
+            return []
+        out: list[Position] = []
+        limit = self.window if self.step else 1
+        while in_flight + len(out) < limit and (
+            self.end is None or self.next_to_schedule < self.end
+        ):
+            out.append(self.next_to_schedule)
+            self.scheduled.add(self.next_to_schedule)
+            self.next_to_schedule += self.step
+        return out
+
+    def wanted(self, position: Position) -> bool:
+        return position in self.scheduled and (self.end is None or position < self.end)
 
     def accept(self, position: Position, page: ListPage) -> None:
-        self._taken(position)
+        self.scheduled.discard(position)
         count = len(page.items)
         following = position + count
         if page.total_items is not None:
