@@ -234,3 +234,63 @@ def test_a_walk_uses_at_most_concurrency_threads_and_leaves_none(how: str) -> No
     assert max(seen) <= 3
     assert settle() == []
     d.close()
+
+
+# -- the 0.1 provider contract still works, with a DeprecationWarning -----------------------
+
+
+@attrs.define(repr=False)
+class OldStyleDialect(Dialect):
+    """A dialect written for 0.1: paging as a string, parse_list, map_error(status, ...)."""
+
+    name: ClassVar[str] = "oldstyle"
+    capabilities: ClassVar[Capabilities] = Capabilities(paging="pages_has_more")
+    paging = "pages_has_more"  # type: ignore[assignment]
+    first_page = 0
+    base_url: str = "https://old.test"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": "Bearer old-token"}
+
+    def list_request(self, cursor: Any, page_size: int, filters: Mapping[str, str]) -> Request:
+        assert isinstance(cursor, str)  # 0.1 dialects got page numbers as text
+        return Request("GET", ("people",), (("page", cursor),))
+
+    def parse_list(self, body: Any) -> ListPage:
+        users = [DirectoryUser(id=u, provider="oldstyle") for u in body["ids"]]
+        return ListPage(users, body["more"])
+
+    def get_request(self, user_id: str) -> Request:
+        return Request("GET", ("people", user_id))
+
+    def parse_user(self, body: Any) -> DirectoryUser:  # type: ignore[override]
+        return DirectoryUser(id=body["id"], provider="oldstyle")
+
+    def map_error(self, status: Any, headers: Any, body: Any) -> userdir.APIError:  # type: ignore[override]
+        return userdir.UserNotFoundError(f"old style {status}", provider="oldstyle")
+
+
+def test_a_0_1_dialect_still_works_and_is_told_to_move(
+    connect: Callable[..., Any], httpx_mock: HTTPXMock
+) -> None:
+    userdir.register_provider("oldstyle", OldStyleDialect, replace=True)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/people/x":
+            return httpx.Response(410, json={})
+        page = int(request.url.params["page"])
+        ids = {0: ["a"], 1: ["b"]}.get(page, [])
+        return httpx.Response(200, json={"ids": ids, "more": page < 1})
+
+    httpx_mock.add_callback(answer, is_reusable=True)
+    with pytest.warns(DeprecationWarning, match="0.1 provider contract") as caught:
+        d = connect("oldstyle")
+    said = " ".join(str(w.message) for w in caught)
+    assert "paging = 'pages_has_more'" in said
+    assert "parse_list" in said
+    assert "map_error(status, headers, body)" in said
+    assert [u.id for u in d.iter_users()] == ["a", "b"]
+    # has_more only: at most concurrency - 1 (default 4) requests past the last page
+    assert len(httpx_mock.get_requests()) <= 2 + 3
+    with pytest.raises(userdir.UserNotFoundError, match="old style 410"):
+        d.get_user("x")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -244,14 +245,31 @@ def user_parser(dialect: Dialect) -> Callable[[Any, Reply], DirectoryUser]:
 
 
 def paging_of(dialect: Dialect) -> Paging:
-    """The dialect's paging strategy; 0.1's ``paging = "cursor"`` strings are read too."""
+    """The dialect's paging strategy; 0.1's ``paging = "cursor"`` strings are read too
+    (with a DeprecationWarning, as is a 0.1 ``parse_list`` without ``parse_page``)."""
     paging: Any = dialect.paging
+    legacy = type(dialect).parse_page is Dialect.parse_page
+    if legacy:
+        _deprecated(dialect, "implements parse_list; implement parse_page and parse_item")
     if isinstance(paging, Paging):
         return paging
+    _deprecated(
+        dialect,
+        f"sets paging = {paging!r}; use a strategy of userdir.providers "
+        "(CursorPaging(), PageNumberPaging(first=..., totals=...))",
+    )
     if paging == "cursor":
         return CursorPaging()
     first = getattr(dialect, "first_page", 0)
     return PageNumberPaging(first=first, totals=paging == "pages_total")
+
+
+def _deprecated(dialect: Dialect, what: str) -> None:
+    warnings.warn(
+        f"{type(dialect).__name__} {what} (the 0.1 provider contract, still read)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
 
 
 def error_mapper(dialect: Dialect) -> Callable[[Reply], APIError]:
@@ -266,6 +284,7 @@ def error_mapper(dialect: Dialect) -> Callable[[Reply], APIError]:
     except (TypeError, ValueError):
         params = []
     if len(params) >= 3:  # a 0.1 dialect's map_error(status, headers, body)
+        _deprecated(dialect, "defines map_error(status, headers, body); take a Reply")
         return lambda reply: method(reply.status, reply.headers, reply.body)
     return method
 
