@@ -294,3 +294,23 @@ def test_a_0_1_dialect_still_works_and_is_told_to_move(
     assert len(httpx_mock.get_requests()) <= 2 + 3
     with pytest.raises(userdir.UserNotFoundError, match="old style 410"):
         d.get_user("x")
+
+
+def test_the_provider_modules_import_no_engine() -> None:
+    import ast
+    from pathlib import Path
+
+    import userdir.providers
+
+    folder = Path(userdir.providers.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(("httpx", "stamina", "userdir._http")), path.name
+                assert name not in ("userdir.directory", "..directory", ".._http"), path.name
