@@ -20,7 +20,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -205,6 +205,7 @@ class EmailMatcher:
 # -- shared directory logic ----------------------------------------------------
 
 
+T = TypeVar("T")
 _D = TypeVar("_D", bound="_DirectoryBase")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -251,6 +252,8 @@ def check_concurrency(value: object) -> int:
 
 class _DirectoryBase:
     """What both directory kinds share: checks, filters, requests and the walk."""
+
+    engine: SyncEngine | AsyncEngine
 
     def __init__(
         self,
@@ -344,6 +347,11 @@ class _DirectoryBase:
         users = keep(self.dialect.map_items(page), local)
         return Page(users, self.paging.next_cursor(position, page))
 
+    def _check_open(self) -> None:
+        """Raise DirectoryClosedError once closed (a walk checks before each page)."""
+        if self.engine.closed:
+            raise self.engine.closed_error()
+
     def _parse_user(self, request: Request, reply: Reply) -> DirectoryUser:
         return self._user_of(reply.json(request.where(), self.provider), reply)
 
@@ -370,6 +378,8 @@ class HttpDirectory(_DirectoryBase):
     run in the calling thread.
     """
 
+    engine: SyncEngine
+
     def __init__(
         self, dialect: Dialect, engine: SyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
@@ -385,12 +395,19 @@ class HttpDirectory(_DirectoryBase):
         self.close()
 
     def close(self) -> None:
-        """Close connections and stop the worker threads."""
+        """Close connections and stop the worker threads.
+
+        Requests in flight (a walk's, abandoned or running in another thread) end at
+        their next read, at the latest after one read timeout, and are not retried;
+        whatever was using them gets :class:`~userdir.DirectoryClosedError`, as does
+        every later call.
+        """
         with self._pools_lock:
             pools, self._pools = self._pools, set()
-        for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self.engine.closed = True
         self.engine.close()
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _pool(self, workers: int) -> ThreadPoolExecutor:
         pool = ThreadPoolExecutor(
@@ -398,8 +415,24 @@ class HttpDirectory(_DirectoryBase):
             thread_name_prefix=f"userdir-{self.provider}",
         )
         with self._pools_lock:
+            if self.engine.closed:
+                raise self.engine.closed_error()
             self._pools.add(pool)
         return pool
+
+    def _submit(self, pool: ThreadPoolExecutor, call: Callable[..., T], *args: Any) -> Future[T]:
+        """``pool.submit``; DirectoryClosedError once the directory is closed."""
+        with self._pools_lock:
+            if self.engine.closed:
+                raise self.engine.closed_error()
+            return pool.submit(call, *args)
+
+    def _outcome(self, future: Future[T]) -> T:
+        """``future.result()``, but one that close() cancelled ends in DirectoryClosedError."""
+        try:
+            return future.result()
+        except CancelledError:
+            raise self.engine.closed_error() from None
 
     def _release(self, pool: ThreadPoolExecutor | None) -> None:
         if pool is None:
@@ -448,7 +481,7 @@ class HttpDirectory(_DirectoryBase):
             for request in requests:
                 if pool is None:
                     pool = self._pool(self.concurrency)
-                line.append(pool.submit(self.engine.fetch, request))
+                line.append(self._submit(pool, self.engine.fetch, request))
 
         try:
             while True:
@@ -456,7 +489,10 @@ class HttpDirectory(_DirectoryBase):
                 if not line:
                     return
                 head = line.popleft()
-                reply = self.engine.fetch(head) if isinstance(head, Request) else head.result()
+                if isinstance(head, Request):
+                    reply = self.engine.fetch(head)
+                else:
+                    reply = self._outcome(head)
                 page = walk.take(reply)
                 send(walk.requests())
                 for i in reversed(walk.drop()):
@@ -464,7 +500,9 @@ class HttpDirectory(_DirectoryBase):
                     del line[i]
                     if not isinstance(dropped, Request):
                         dropped.cancel()
-                yield from walk.users(page)
+                users = walk.users(page)
+                self._check_open()
+                yield from users
         except DirectoryError as exc:
             self._scrub(exc)
             raise
@@ -503,9 +541,13 @@ class HttpDirectory(_DirectoryBase):
                 results = [self._lookup(keys[0])]
             else:
                 pool = self._pool(len(keys))
+                futures = []
                 try:
-                    results = list(pool.map(self._lookup, keys))
+                    futures = [self._submit(pool, self._lookup, key) for key in keys]
+                    results = [self._outcome(future) for future in futures]
                 finally:
+                    for future in futures:
+                        future.cancel()
                     self._release(pool)
             for user in results:
                 if user is not None:
@@ -552,11 +594,15 @@ class HttpDirectory(_DirectoryBase):
 class AsyncHttpDirectory(_DirectoryBase):
     """An asyncio :class:`AsyncDirectory` over HTTP, driving a provider dialect."""
 
+    engine: AsyncEngine
+
     def __init__(
         self, dialect: Dialect, engine: AsyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
         super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
+        # the requests walks send ahead, cancelled by close()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> AsyncHttpDirectory:
         return self
@@ -565,8 +611,45 @@ class AsyncHttpDirectory(_DirectoryBase):
         await self.close()
 
     async def close(self) -> None:
-        """Close connections."""
+        """Close connections; walks and calls still running end with DirectoryClosedError.
+
+        Requests that walks sent ahead are cancelled, never retried; once closed, every
+        call raises :class:`~userdir.DirectoryClosedError`.
+        """
+        import asyncio
+
+        self.engine.closed = True
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
         await self.engine.close()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coroutine`` as a task of this directory's (cancelled by close())."""
+        import asyncio
+
+        if self.engine.closed:
+            coroutine.close()
+            raise self.engine.closed_error()
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _outcome(self, task: asyncio.Task[T]) -> T:
+        """``await task``, but a task cancelled by close() ends in DirectoryClosedError.
+
+        A cancellation of the caller itself goes through unchanged.
+        """
+        import asyncio
+
+        if not task.done():
+            await asyncio.wait({task})
+        if task.cancelled():
+            raise self.engine.closed_error()
+        return task.result()
 
     @_scrubbed_async
     async def list_page(
@@ -594,7 +677,6 @@ class AsyncHttpDirectory(_DirectoryBase):
 
     async def _drive(self, walk: Walk) -> AsyncGenerator[DirectoryUser, None]:
         # The same loop as the blocking directory's, with tasks for threads.
-        import asyncio  # here: a blocking program never loads asyncio
 
         line: deque[Request | asyncio.Task[Reply]] = deque()
 
@@ -603,7 +685,7 @@ class AsyncHttpDirectory(_DirectoryBase):
                 line.append(requests[0])
                 return
             for request in requests:
-                line.append(asyncio.ensure_future(self.engine.fetch(request)))
+                line.append(self._spawn(self.engine.fetch(request)))
 
         try:
             while True:
@@ -611,7 +693,10 @@ class AsyncHttpDirectory(_DirectoryBase):
                 if not line:
                     return
                 head = line.popleft()
-                reply = await (self.engine.fetch(head) if isinstance(head, Request) else head)
+                if isinstance(head, Request):
+                    reply = await self.engine.fetch(head)
+                else:
+                    reply = await self._outcome(head)
                 page = walk.take(reply)
                 send(walk.requests())
                 for i in reversed(walk.drop()):
@@ -619,7 +704,9 @@ class AsyncHttpDirectory(_DirectoryBase):
                     del line[i]
                     if not isinstance(dropped, Request):
                         await _cancel(dropped)
-                for user in walk.users(page):
+                users = walk.users(page)
+                self._check_open()
+                for user in users:
                     yield user
         except DirectoryError as exc:
             self._scrub(exc)

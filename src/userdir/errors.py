@@ -14,6 +14,7 @@ The hierarchy::
     ├── TransportError               network failures and timeouts (after retries)
     ├── MalformedResponseError       a payload that cannot be mapped, a pagination loop
     ├── DuplicateEmailError          a lookup found several users with one email_key
+    ├── DirectoryClosedError         the directory was closed (before or during the call)
     └── APIError                     the service answered with an HTTP error
         ├── InvalidRequestError      400 / 422 validation
         ├── AuthenticationError      401
@@ -36,6 +37,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
+    "DirectoryClosedError",
     "DirectoryError",
     "DuplicateEmailError",
     "EndpointNotFoundError",
@@ -160,6 +162,10 @@ class DuplicateEmailError(DirectoryError):
     def __init__(self, message: str, *, count: int, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.count = count
+
+
+class DirectoryClosedError(DirectoryError):
+    """The directory was closed: a call made after ``close()``, or one it cut short."""
 
 
 class APIError(DirectoryError):
