@@ -23,6 +23,7 @@ from userdir.providers import (
     Fields,
     ListPage,
     NextLinkPaging,
+    OffsetPaging,
     Reply,
     Request,
     next_link,
@@ -314,3 +315,78 @@ def test_the_provider_modules_import_no_engine() -> None:
             for name in names:
                 assert not name.startswith(("httpx", "stamina", "userdir._http")), path.name
                 assert name not in ("userdir.directory", "..directory", ".._http"), path.name
+
+
+# -- discovery: capabilities the service announces, read once before they are needed -----
+
+
+@attrs.define(repr=False, slots=False)  # discover() sets the instance's capabilities
+class DiscoveringDialect(Dialect):
+    """Learns from ``GET /config`` whether it may filter by email and its page cap."""
+
+    name: ClassVar[str] = "discovering"
+    capabilities: ClassVar[Capabilities] = Capabilities(paging="offset", max_page_size=100)
+    paging: ClassVar[OffsetPaging] = OffsetPaging(start=1)
+    base_url: str = "https://disco.test"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": "Bearer disco"}
+
+    def discovery_request(self) -> Request | None:
+        return Request("GET", ("config",))
+
+    def discover(self, body: Any, reply: Reply | None = None) -> None:
+        self.capabilities = Capabilities(  # type: ignore[misc]
+            paging="offset",
+            max_page_size=body["maxResults"],
+            email_lookup="native" if body["filter"] else "scan",
+        )
+
+    def list_request(self, position: Any, page_size: int, filters: Mapping[str, str]) -> Request:
+        return Request(
+            "GET", ("Users",), (("startIndex", str(position)), ("count", str(page_size)))
+        )
+
+    @staticmethod
+    def parse_item(payload: Any, what: str = "user") -> DirectoryUser:
+        d = F.object(payload, what)
+        return DirectoryUser(
+            id=F.id(d, what), provider="discovering", email=F.opt_str(d, "email", what)
+        )
+
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
+        return ListPage(body["Resources"], total_items=body["totalResults"])
+
+    def email_request(self, email: str) -> Request:
+        return Request("GET", ("Users",), (("filter", f'emails eq "{email}"'),))
+
+    def parse_lookup(self, body: Any, reply: Reply | None = None) -> list[DirectoryUser]:
+        return self.map_items(self.parse_page(body, reply))
+
+
+def test_discovery_is_asked_once_before_the_calls_that_need_it(
+    connect: Callable[..., Any], httpx_mock: HTTPXMock
+) -> None:
+    userdir.register_provider("discovering", DiscoveringDialect, replace=True)
+    people = [{"id": f"u{i}", "email": f"u{i}@disco.test"} for i in range(1, 6)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/config":
+            return httpx.Response(200, json={"maxResults": 2, "filter": True})
+        if "filter" in request.url.params:
+            found = [p for p in people if p["email"] in request.url.params["filter"]]
+            return httpx.Response(200, json={"Resources": found, "totalResults": len(found)})
+        start, count = int(request.url.params["startIndex"]), int(request.url.params["count"])
+        return httpx.Response(
+            200, json={"Resources": people[start - 1 : start - 1 + count], "totalResults": 5}
+        )
+
+    httpx_mock.add_callback(answer, is_reusable=True)
+    d = connect("discovering")
+    assert [u.id for u in d.iter_users()] == ["u1", "u2", "u3", "u4", "u5"]
+    assert d.find_user_by_email("u4@disco.test").id == "u4"  # native: the config said so
+    paths = [(r.url.path, r.url.params.get("count")) for r in httpx_mock.get_requests()]
+    assert paths[0] == ("/config", None)
+    assert [p for p, _ in paths].count("/config") == 1
+    assert {c for p, c in paths if p == "/Users" and c} == {"2"}  # the announced page cap
+    assert paths[-1][0] == "/Users"  # the lookup was one filtered request, not a scan

@@ -266,6 +266,9 @@ class _DirectoryBase:
         self.provider = dialect.name
         self.capabilities = dialect.capabilities
         self.paging = paging_of(dialect)
+        # a dialect that learns its capabilities from the service asks once, first
+        self._discovery = dialect.discovery_request()
+        self._discovery_lock = threading.Lock()
         self._user_of = user_parser(dialect)
         self.concurrency = check_concurrency(concurrency)
         self._scrubber = scrubber or Scrubber()
@@ -346,6 +349,13 @@ class _DirectoryBase:
         page: ListPage = self.dialect.parse_page(body, reply)
         users = keep(self.dialect.map_items(page), local)
         return Page(users, self.paging.next_cursor(position, page))
+
+    def _discovered(self, request: Request, reply: Reply) -> None:
+        """Hand the discovery answer to the dialect; take its capabilities and paging."""
+        self.dialect.discover(reply.json(request.where(), self.provider), reply)
+        self.capabilities = self.dialect.capabilities
+        self.paging = paging_of(self.dialect)
+        self._discovery = None
 
     def _check_open(self) -> None:
         """Raise DirectoryClosedError once closed (a walk checks before each page)."""
@@ -434,6 +444,15 @@ class HttpDirectory(_DirectoryBase):
         except CancelledError:
             raise self.engine.closed_error() from None
 
+    def _discover(self) -> None:
+        """Send the dialect's discovery request, once, before what depends on it."""
+        if self._discovery is None:
+            return
+        with self._discovery_lock:
+            request = self._discovery
+            if request is not None:
+                self._discovered(request, self.engine.fetch(request))
+
     def _release(self, pool: ThreadPoolExecutor | None) -> None:
         if pool is None:
             return
@@ -453,6 +472,7 @@ class HttpDirectory(_DirectoryBase):
         role: str | None = None,
     ) -> Page:
         """One page; pass ``page.next_cursor`` back for the next."""
+        self._discover()
         position, request, local = self._page_request(cursor, page_size, status, role)
         return self._page(position, request, self.engine.fetch(request), local)
 
@@ -465,6 +485,7 @@ class HttpDirectory(_DirectoryBase):
         page_size: int | None = None,
     ) -> Generator[DirectoryUser, None, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
+        self._discover()
         return self._drive(self._walk(status, role, page_size))
 
     def _drive(self, walk: Walk) -> Generator[DirectoryUser, None, None]:
@@ -535,6 +556,7 @@ class HttpDirectory(_DirectoryBase):
         matcher = EmailMatcher(self.provider, emails)
         if not matcher.wanted:
             return {}
+        self._discover()
         if self.capabilities.email_lookup == "native":
             keys = matcher.distinct()
             if len(keys) == 1:
@@ -651,6 +673,14 @@ class AsyncHttpDirectory(_DirectoryBase):
             raise self.engine.closed_error()
         return task.result()
 
+    async def _discover(self) -> None:
+        """Send the dialect's discovery request, once, before what depends on it."""
+        request = self._discovery
+        if request is not None:
+            reply = await self.engine.fetch(request)
+            if self._discovery is not None:  # another task may have been first
+                self._discovered(request, reply)
+
     @_scrubbed_async
     async def list_page(
         self,
@@ -661,6 +691,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         role: str | None = None,
     ) -> Page:
         """One page; pass ``page.next_cursor`` back for the next."""
+        await self._discover()
         position, request, local = self._page_request(cursor, page_size, status, role)
         return self._page(position, request, await self.engine.fetch(request), local)
 
@@ -673,11 +704,23 @@ class AsyncHttpDirectory(_DirectoryBase):
         page_size: int | None = None,
     ) -> AsyncGenerator[DirectoryUser, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
+        if self._discovery is not None:  # checks wait for what the service says
+            return self._discover_then_drive(status, role, page_size)
         return self._drive(self._walk(status, role, page_size))
+
+    async def _discover_then_drive(
+        self, status: UserStatus | str | None, role: str | None, page_size: int | None
+    ) -> AsyncGenerator[DirectoryUser, None]:
+        await self._discover()
+        users = self._drive(self._walk(status, role, page_size))
+        try:
+            async for user in users:
+                yield user
+        finally:
+            await users.aclose()
 
     async def _drive(self, walk: Walk) -> AsyncGenerator[DirectoryUser, None]:
         # The same loop as the blocking directory's, with tasks for threads.
-
         line: deque[Request | asyncio.Task[Reply]] = deque()
 
         def send(requests: list[Request]) -> None:
@@ -739,6 +782,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         matcher = EmailMatcher(self.provider, emails)
         if not matcher.wanted:
             return {}
+        await self._discover()
         if self.capabilities.email_lookup == "native":
             import asyncio
 

@@ -89,6 +89,19 @@ class Dialect:
         """The headers that authenticate every request (values are secrets)."""
         raise NotImplementedError
 
+    # -- discovery --------------------------------------------------------------
+
+    def discovery_request(self) -> Request | None:
+        """A request to send once, before the first call that reads ``capabilities`` or
+        ``paging`` (SCIM's ``/ServiceProviderConfig``); None, the default: nothing to ask."""
+        return None
+
+    def discover(self, body: Any, reply: Reply | None = None) -> None:
+        """Take the discovery answer: set this instance's ``capabilities`` (and ``paging``).
+
+        Called at most once per directory, before the calls that depend on them.
+        """
+
     def protocol_headers(self) -> dict[str, str]:
         """Headers every request needs that are not secret (e.g. an API version)."""
         return {}
