@@ -5,23 +5,10 @@
 >>> user = d.find_user_by_email("Ada@Example.com")      # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._http import Retries
-from ._reconcile import plan, plan_async
-from ._reconcile_apply import ActionResult, ApplyResult, apply, apply_async
-from ._reconcile_config import reconcile_settings
-from ._reconcile_plan import (
-    Create,
-    Deactivate,
-    Delete,
-    Limits,
-    Plan,
-    Protect,
-    SafetyCheckError,
-    Skip,
-    Update,
-)
 from ._version import __version__
-from .config import load_config, load_config_async
 from .directory import AsyncDirectory, AsyncHttpDirectory, Directory, HttpDirectory
 from .emails import email_key
 from .errors import (
@@ -31,6 +18,7 @@ from .errors import (
     ConflictError,
     DirectoryClosedError,
     DirectoryError,
+    DuplicateEmailError,
     EndpointNotFoundError,
     InvalidArgumentError,
     InvalidRequestError,
@@ -42,16 +30,6 @@ from .errors import (
     TransportError,
     UnsupportedOperationError,
     UserNotFoundError,
-)
-from .federation import (
-    AsyncFederation,
-    Diff,
-    Difference,
-    Federation,
-    FindResult,
-    Identity,
-    Lookup,
-    LookupStatus,
 )
 from .models import (
     UNSET,
@@ -70,6 +48,75 @@ from .registry import (
     connect_async,
     register_provider,
 )
+
+if TYPE_CHECKING:
+    from ._reconcile import plan, plan_async
+    from ._reconcile_apply import ActionResult, ApplyResult, apply, apply_async
+    from ._reconcile_config import reconcile_settings
+    from ._reconcile_plan import (
+        Create,
+        Deactivate,
+        Delete,
+        Limits,
+        Plan,
+        Protect,
+        SafetyCheckError,
+        Skip,
+        Update,
+    )
+    from .config import load_config, load_config_async
+    from .federation import (
+        AsyncFederation,
+        Diff,
+        Difference,
+        Federation,
+        FindResult,
+        Identity,
+        Lookup,
+        LookupStatus,
+    )
+
+# Imported on first use: most programs never touch them, and start-up time counts.
+_LAZY = {
+    "load_config": "config",
+    "load_config_async": "config",
+    "AsyncFederation": "federation",
+    "Diff": "federation",
+    "Difference": "federation",
+    "Federation": "federation",
+    "FindResult": "federation",
+    "Identity": "federation",
+    "Lookup": "federation",
+    "LookupStatus": "federation",
+    "ActionResult": "_reconcile_apply",
+    "ApplyResult": "_reconcile_apply",
+    "apply": "_reconcile_apply",
+    "apply_async": "_reconcile_apply",
+    "plan": "_reconcile",
+    "plan_async": "_reconcile",
+    "reconcile_settings": "_reconcile_config",
+    "Create": "_reconcile_plan",
+    "Deactivate": "_reconcile_plan",
+    "Delete": "_reconcile_plan",
+    "Limits": "_reconcile_plan",
+    "Plan": "_reconcile_plan",
+    "Protect": "_reconcile_plan",
+    "SafetyCheckError": "_reconcile_plan",
+    "Skip": "_reconcile_plan",
+    "Update": "_reconcile_plan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'userdir' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "UNSET",
@@ -92,6 +139,7 @@ __all__ = [
     "DirectoryClosedError",
     "DirectoryError",
     "DirectoryUser",
+    "DuplicateEmailError",
     "EndpointNotFoundError",
     "Federation",
     "FindResult",

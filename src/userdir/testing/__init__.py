@@ -20,13 +20,17 @@ from ._base import Emulator, RecordedRequest
 from ._faults import Fault
 from ._notion import NotionEmulator
 from ._org_api import OrgApiEmulator
+from ._providers import PROVIDERS, TestedProvider, provider_named
 from ._rest import RestEmulator
 
 __all__ = [
+    "PROVIDERS",
     "Emulator",
     "Fault",
     "NotionEmulator",
     "OrgApiEmulator",
     "RecordedRequest",
     "RestEmulator",
+    "TestedProvider",
+    "provider_named",
 ]

@@ -17,20 +17,14 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from ._base import Emulator
 from ._demo import seed_demo
-from ._notion import NotionEmulator
-from ._org_api import OrgApiEmulator
-from ._rest import RestEmulator
+from ._providers import PROVIDERS
 
-EMULATORS: dict[str, type[NotionEmulator | OrgApiEmulator | RestEmulator]] = {
-    "notion": NotionEmulator,
-    "org_api": OrgApiEmulator,
-    "rest": RestEmulator,
-}
+EMULATORS: dict[str, Callable[..., Emulator]] = {p.name: p.emulator for p in PROVIDERS}
 #: The ``connect()`` option and credential each emulator accepts unless ``--token`` says
 #: otherwise (its constructor's default), e.g. ``{"notion": ("token", "test-token")}``.
 DEFAULT_CREDENTIALS: dict[str, tuple[str, str]] = {

@@ -52,25 +52,15 @@ class DemoCompany:
 
     def directories(self, **options: Any) -> dict[str, HttpDirectory]:
         """Blocking directories over the emulators' in-process transports (no network)."""
-        return {
-            "wiki": connect(
-                "notion", token=self.notion.token, transport=self.notion.transport, **options
-            ),
-            "hr": connect(
-                "org_api",
-                api_key=self.org_api.api_key,
-                base_url="https://hr.northwind.example",
-                transport=self.org_api.transport,
-                **options,
-            ),
-            "app": connect(
-                "rest",
-                token=self.rest.token,
-                base_url="https://app.northwind.example",
-                transport=self.rest.transport,
-                **options,
-            ),
-        }
+        hosts = {"wiki": None, "hr": "hr.northwind.example", "app": "app.northwind.example"}
+        emulators = {"wiki": self.notion, "hr": self.org_api, "app": self.rest}
+        out = {}
+        for label, emu in emulators.items():
+            given = emu.connect_options()
+            if hosts[label] is not None:
+                given["base_url"] = f"https://{hosts[label]}"
+            out[label] = connect(emu.service, **given, **options)
+        return out
 
 
 def seed_demo(emulator: Emulator) -> None:
