@@ -21,14 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
 from ._hints import did_you_mean
-from ._reconcile import plan
-from ._reconcile_apply import ActionResult, apply
-from ._reconcile_config import reconcile_settings
-from ._reconcile_plan import Action, Create, Deactivate, Plan, SafetyCheckError, Update
 from .config import credential_note, load_config
 from .directory import HttpDirectory
 from .errors import (
@@ -43,6 +39,10 @@ from .errors import (
 from .federation import Diff, Federation, FindResult, LookupStatus, _fold
 from .models import DirectoryUser, UserStatus
 from .registry import available_providers
+
+if TYPE_CHECKING:  # reconcile is imported by the commands that use it
+    from ._reconcile_apply import ActionResult
+    from ._reconcile_plan import Action, Plan
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -663,12 +663,14 @@ DEMO_ROLES = {"Admin": "admin", "Editor": "editor", "Viewer": "viewer", "Member"
 
 
 def _detail(action: Action) -> str:
-    if isinstance(action, Create):
-        return ", ".join(f"{k}={v}" for k, v in action.fields.items())
-    if isinstance(action, Update):
-        return ", ".join(f"{k}: {action.before.get(k)} -> {v}" for k, v in action.changes.items())
-    if isinstance(action, Deactivate):
-        return f"status: {action.before.get('status')} -> inactive"
+    if action.kind == "create":
+        return ", ".join(f"{k}={v}" for k, v in getattr(action, "fields", {}).items())
+    before = getattr(action, "before", {})
+    if action.kind == "update":
+        changes = getattr(action, "changes", {})
+        return ", ".join(f"{k}: {before.get(k)} -> {v}" for k, v in changes.items())
+    if action.kind == "deactivate":
+        return f"status: {before.get('status')} -> inactive"
     return str(getattr(action, "reason", ""))
 
 
@@ -693,6 +695,10 @@ def _summary(plan: Plan) -> str:
 
 
 def cmd_plan(ctx: Context) -> int:
+    from ._reconcile import plan
+    from ._reconcile_config import reconcile_settings
+    from ._reconcile_plan import SafetyCheckError
+
     source, target = ctx.args.source, ctx.args.target
     dirs = ctx.directories()
     ctx.directory(source)
@@ -739,6 +745,9 @@ def _confirmed(ctx: Context, question: str) -> bool:
 
 
 def cmd_apply(ctx: Context) -> int:
+    from ._reconcile_apply import apply
+    from ._reconcile_plan import Plan, SafetyCheckError
+
     path = Path(ctx.args.plan)
     loaded = Plan.load(path)
     target = ctx.directory(loaded.target)
@@ -785,6 +794,8 @@ def cmd_apply(ctx: Context) -> int:
 
 
 def _demo_plan(directories: Mapping[str, HttpDirectory], out: IO[str]) -> None:
+    from ._reconcile import plan
+
     made = plan(
         directories["hr"],
         directories["app"],
