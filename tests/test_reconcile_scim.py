@@ -23,6 +23,8 @@ from userdir import Delete, Limits, Protect, SafetyCheckError, Update, UserChang
 from userdir.testing import RestEmulator
 
 pytestmark = [
+    pytest.mark.scim2,
+    pytest.mark.skipif(sys.version_info < (3, 11), reason="scim2-server needs Python >= 3.11"),
     pytest.mark.skipif(
         "scim" not in {info.name for info in userdir.available_providers()},
         reason="the SCIM provider is not in this checkout",
