@@ -594,7 +594,7 @@ def test_a_lost_create_answer_is_resolved_by_lookup(
     entries = [e for e in journal_lines(journal) if e["action"] == "create"]
     assert [(e["outcome"], e["reason"]) for e in entries] == [
         ("unknown", "create sent, no answer yet"),  # written ahead of every create
-        ("unknown", "create sent, answer lost: " + entries[1]["reason"].split(": ", 1)[1]),
+        ("unknown", "create sent, outcome unknown: " + entries[1]["reason"].split(": ", 1)[1]),
         ("done", "answer lost; found by email"),
     ]
 
@@ -1073,3 +1073,31 @@ def test_a_lost_update_answer_is_done_on_resume(
         ("done", "already in the planned state")
     ]
     assert writes(app) == []  # recognised from a re-read, not sent again
+
+
+def test_a_create_is_sent_again_only_once_proved_absent(
+    rc: Harness, hr: RestEmulator, app: RestEmulator, tmp_path: Path
+) -> None:
+    target = rc.connect(app, retries=False)
+    plan = rc.plan(rc.connect(hr), target, only=["new.joiner@*"], limits=Limits.none())
+    app.clear_requests()
+    app.inject(Fault.status(500), times=1)  # the server fails the create (nothing stored)
+    result = rc.apply(plan, target)
+    assert result.ok  # looked up, not there, sent once more
+    assert [r.method for r in app.requests] == ["POST", "GET", "POST"]
+    assert [u["email"] for u in app.users].count("new.joiner@example.com") == 1
+
+    app2 = RestEmulator(token="app-token")
+    target2 = rc.connect(app2, retries=False)
+    journal = tmp_path / "journal.jsonl"
+    app2.inject(Fault.drop(), times=1)  # lost before the service saw it
+    app2.inject(Fault.drop_after_processing(), start=2, times=1)  # the second create: lost
+    first = rc.apply(plan, target2, journal=journal)
+    (failed,) = first.failed
+    assert failed.reason is not None and failed.reason.startswith("outcome unknown")
+    assert journal_lines(journal)[-1]["outcome"] == "unknown"  # so a resume looks first
+    app2.clear_requests()
+    second = rc.apply(plan, target2, journal=journal)
+    assert second.ok
+    assert [r.method for r in app2.requests] == ["GET"]  # found by email, nothing re-sent
+    assert len(app2) == 1

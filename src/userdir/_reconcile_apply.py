@@ -38,6 +38,7 @@ from .errors import (
     ConflictError,
     DirectoryError,
     InvalidArgumentError,
+    ServerError,
     TransportError,
     UnsupportedOperationError,
     UserNotFoundError,
@@ -286,10 +287,14 @@ def _create_steps(action: Create, prior: str | None, password: str | None) -> St
             return _Done("done", user.id)
         except ConflictError:
             return _Done("skipped", reason="the email exists in the target now (since planning)")
-        except TransportError as exc:
-            if exc.request_not_sent or attempt == 2:
+        except (TransportError, ServerError) as exc:
+            # A lost answer, or a server that failed while handling it: the user may
+            # exist now. Only a request that surely never left is plainly a failure.
+            if isinstance(exc, TransportError) and exc.request_not_sent:
                 raise
-            yield _Unknown(f"create sent, answer lost: {exc}")
+            if attempt == 2:
+                return _Done("failed", reason=f"outcome unknown: {exc}", unknown=True)
+            yield _Unknown(f"create sent, outcome unknown: {exc}")
             try:
                 found = yield _Call("find_user_by_email", (action.email,))
             except DirectoryError as lookup_error:
