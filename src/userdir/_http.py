@@ -28,6 +28,7 @@ from .errors import (
     APIError,
     InvalidArgumentError,
     MalformedResponseError,
+    PreconditionFailedError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -59,23 +60,43 @@ USER_AGENT = f"userdir/{__version__}"
 ErrorMapper = Callable[[int, httpx.Headers, bytes], APIError]
 
 
+#: Methods whose effect may happen twice if sent twice: never retried once sent.
+NOT_IDEMPOTENT = frozenset({"POST", "PATCH"})
+
+
+def _idempotent(request: Request) -> bool:
+    return request.method not in NOT_IDEMPOTENT
+
+
+def _headers(value: Mapping[str, str] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple((str(name), str(text)) for name, text in items)
+
+
 @attrs.frozen
 class Request:
     """A request as a dialect describes it; the engine encodes and sends it.
 
     Every entry of ``path`` is one path segment, percent-encoded on the way out, so a
     value such as ``../admin`` or ``a/b?c#d`` can never change the path or the query.
+    ``headers`` are added to this request only (``If-Match``, ``Content-Type``...).
+    ``idempotent`` says whether sending it twice is harmless: by default every method
+    but POST and PATCH. A request that is not idempotent is never retried once sent.
     """
 
     method: str
     path: tuple[str, ...]
     params: tuple[tuple[str, str], ...] = ()
     json: Any = None
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_headers)
+    idempotent: bool = attrs.field(
+        default=attrs.Factory(_idempotent, takes_self=True), kw_only=True
+    )
 
-    @property
-    def idempotent(self) -> bool:
-        """Whether sending this twice is harmless (everything but POST here)."""
-        return self.method != "POST"
+    def header(self, name: str) -> str | None:
+        """The value of one of this request's own headers (any case), or None."""
+        wanted = name.lower()
+        return next((text for key, text in self.headers if key.lower() == wanted), None)
 
 
 @attrs.frozen
@@ -84,6 +105,15 @@ class Answer:
 
     status: int
     body: bytes
+
+
+def _name_stale_version(error: PreconditionFailedError, request: Request) -> None:
+    """Say which version a refused conditional write (``If-Match``) named."""
+    version = request.header("If-Match")
+    if version is None:
+        return
+    error.version = version
+    error.message = f"{error.message} (the user changed since version {version[:80]})"
 
 
 def _finite(value: object) -> float | None:
@@ -375,7 +405,9 @@ class _EngineBase:
             url = self.base_url + self.url_path(request)
             if request.params:  # encoded here: a third of the cost of httpx's params=
                 url += "?" + encode_query(request.params)
-            return client.build_request(request.method, url, json=request.json)
+            return client.build_request(
+                request.method, url, json=request.json, headers=request.headers or None
+            )
         except (ValueError, TypeError) as exc:
             # A value that cannot go on the wire: a lone surrogate (not UTF-8), NaN or
             # an object that is not JSON in a body. Nothing was sent.
@@ -477,6 +509,8 @@ class _EngineBase:
         if status >= 400:
             error = self._error_mapper(status, response.headers, body)
             self.scrub_error(error, request)
+            if isinstance(error, PreconditionFailedError):
+                _name_stale_version(error, request)
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error

@@ -22,9 +22,12 @@ from typing import Any, Protocol, runtime_checkable
 from ._http import Answer, AsyncEngine, Request, SyncEngine, redact_url
 from .emails import email_key
 from .errors import (
+    APIError,
     DirectoryError,
     InvalidArgumentError,
+    InvalidRequestError,
     MalformedResponseError,
+    UnsupportedOperationError,
     UserNotFoundError,
 )
 from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
@@ -97,12 +100,18 @@ class Directory(Protocol):
         """Create a user; returns it as the service stored it."""
         ...
 
-    def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Change the fields set in ``changes``; returns the updated user."""
+    def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Change the fields set in ``changes``; returns the updated user.
+
+        With ``version`` (a user's ``version``), only if the user has not changed since:
+        :class:`~userdir.PreconditionFailedError` otherwise.
+        """
         ...
 
-    def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
+    def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if unchanged since)."""
         ...
 
     def close(self) -> None:
@@ -154,12 +163,18 @@ class AsyncDirectory(Protocol):
         """Create a user; returns it as the service stored it."""
         ...
 
-    async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Change the fields set in ``changes``; returns the updated user."""
+    async def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Change the fields set in ``changes``; returns the updated user.
+
+        With ``version`` (a user's ``version``), only if the user has not changed since:
+        :class:`~userdir.PreconditionFailedError` otherwise.
+        """
         ...
 
-    async def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
+    async def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if unchanged since)."""
         ...
 
     async def close(self) -> None:
@@ -407,8 +422,37 @@ class _DirectoryBase:
     def __init__(self, dialect: Dialect, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.dialect = dialect
         self.provider = dialect.name
-        self.capabilities = dialect.capabilities
         self.concurrency = check_concurrency(concurrency)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this directory can do (for a server read at the first request, what it
+        announced: SCIM's ``/ServiceProviderConfig``)."""
+        return self.dialect.capabilities
+
+    def _write_options(self, version: str | None) -> dict[str, Any]:
+        """The keyword arguments of a write's request: ``version`` where given."""
+        if version is None:
+            return {}
+        if not self.dialect.conditional_writes:
+            raise UnsupportedOperationError(
+                f"conditional writes (version=) are not supported by the {self.provider} "
+                "provider",
+                provider=self.provider,
+            )
+        return {"version": version}
+
+    def _discovered(self, request: Request, error: APIError | None, body: Any) -> None:
+        """Hand the discovery answer over; a server without the document gives None."""
+        if error is not None:
+            if error.status_code not in (404, 405, 501):
+                raise error
+            body = None
+        self.dialect.discover(body)
+
+    def _halves(self, group: tuple[str, ...]) -> list[tuple[tuple[str, ...], Request]]:
+        half = len(group) // 2
+        return [b for part in (group[:half], group[half:]) for b in self.dialect.lookup_batches(part)]
 
     def __repr__(self) -> str:
         return (
@@ -502,6 +546,22 @@ class HttpDirectory(_DirectoryBase):
         self.engine = engine
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._discovery_lock = threading.Lock()
+
+    def _discover(self) -> None:
+        """Read what the server supports, once, before the first operation needs it."""
+        if self.dialect.discovery_request() is None:
+            return
+        with self._discovery_lock:
+            request = self.dialect.discovery_request()
+            if request is None:
+                return
+            try:
+                body = self.engine.request(request)
+            except APIError as exc:
+                self._discovered(request, exc, None)
+            else:
+                self._discovered(request, None, body)
 
     def __enter__(self) -> HttpDirectory:
         return self
@@ -539,6 +599,7 @@ class HttpDirectory(_DirectoryBase):
         role: str | None = None,
     ) -> Page:
         """One page; pass ``page.next_cursor`` back for the next."""
+        self._discover()
         server, local = self._filters(status, role)
         page = self._fetch(self._list_request(cursor, page_size, server))
         return self._page(cursor, page, local)
@@ -551,6 +612,7 @@ class HttpDirectory(_DirectoryBase):
         page_size: int | None = None,
     ) -> Generator[DirectoryUser, None, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
+        self._discover()
         server, local = self._filters(status, role)
         size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)  # validate before the generator starts
@@ -723,7 +785,9 @@ class HttpDirectory(_DirectoryBase):
 
     def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
-        return self.dialect.parse_user(self.engine.request(self.dialect.get_request(user_id)))
+        request = self.dialect.get_request(user_id)
+        self._discover()
+        return self.dialect.parse_user(self.engine.request(request))
 
     def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
@@ -738,6 +802,17 @@ class HttpDirectory(_DirectoryBase):
         matcher = EmailMatcher(self.provider, emails)
         if not matcher.wanted:
             return {}
+        self._discover()
+        if self.capabilities.email_lookup == "batch":
+            batches = self.dialect.lookup_batches(matcher.distinct())
+            if len(batches) == 1:
+                found = [self._batch(*batches[0])]
+            else:
+                found = list(self._executor().map(lambda b: self._batch(*b), batches))
+            for users in found:
+                for user in users:
+                    matcher.feed(user)
+            return matcher.result()
         if self.capabilities.email_lookup == "native":
             keys = matcher.distinct()
             if len(keys) == 1:
@@ -764,20 +839,50 @@ class HttpDirectory(_DirectoryBase):
         except UserNotFoundError:
             return None
 
+    def _batch(self, group: tuple[str, ...], request: Request) -> list[DirectoryUser]:
+        """The users one batched lookup finds; a capped answer is asked again in halves."""
+        try:
+            body = self.engine.request(request)
+        except InvalidRequestError as exc:
+            if not self.dialect.lookup_refused(exc):
+                raise
+            return [u for b in self.dialect.lookup_batches(group) for u in self._batch(*b)]
+        users, complete = self.dialect.parse_lookup(body)
+        if complete or len(group) == 1:
+            return users
+        return [u for b in self._halves(group) for u in self._batch(*b)]
+
     # -- writing -------------------------------------------------------------
 
     def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
-        return self.dialect.parse_user(self.engine.request(self.dialect.create_request(new_user)))
-
-    def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Send only the fields set in ``changes``; returns the updated user."""
-        request = self.dialect.update_request(user_id, changes)
+        request = self.dialect.create_request(new_user)
+        self._discover()
         return self.dialect.parse_user(self.engine.request(request))
 
-    def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
-        self.engine.request(self.dialect.delete_request(user_id))
+    def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Send only the fields set in ``changes``; returns the updated user.
+
+        With ``version``, the change is made only if the user has not changed since
+        (``If-Match``): :class:`~userdir.PreconditionFailedError` otherwise.
+        """
+        options = self._write_options(version)
+        self._discover()
+        if self.dialect.update_reads_first:
+            options["current"] = self.get_user(user_id)
+        request = self.dialect.update_request(user_id, changes, **options)
+        body = self.engine.request(request)
+        if body is None:  # answered without the user (SCIM's 204): read it back
+            return self.get_user(user_id)
+        return self.dialect.parse_user(body)
+
+    def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if it has not changed since)."""
+        request = self.dialect.delete_request(user_id, **self._write_options(version))
+        self._discover()
+        self.engine.request(request)
 
 
 class AsyncHttpDirectory(_DirectoryBase):
@@ -788,6 +893,24 @@ class AsyncHttpDirectory(_DirectoryBase):
     ) -> None:
         super().__init__(dialect, concurrency=concurrency)
         self.engine = engine
+        self._discovery_lock: asyncio.Lock | None = None
+
+    async def _discover(self) -> None:
+        """Read what the server supports, once, before the first operation needs it."""
+        if self.dialect.discovery_request() is None:
+            return
+        if self._discovery_lock is None:
+            self._discovery_lock = asyncio.Lock()
+        async with self._discovery_lock:
+            request = self.dialect.discovery_request()
+            if request is None:
+                return
+            try:
+                body = await self.engine.request(request)
+            except APIError as exc:
+                self._discovered(request, exc, None)
+            else:
+                self._discovered(request, None, body)
 
     async def __aenter__(self) -> AsyncHttpDirectory:
         return self
@@ -811,6 +934,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         role: str | None = None,
     ) -> Page:
         """One page; pass ``page.next_cursor`` back for the next."""
+        await self._discover()
         server, local = self._filters(status, role)
         page = await self._fetch(self._list_request(cursor, page_size, server))
         return self._page(cursor, page, local)
@@ -823,12 +947,26 @@ class AsyncHttpDirectory(_DirectoryBase):
         page_size: int | None = None,
     ) -> AsyncGenerator[DirectoryUser, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
+        if self.dialect.discovery_request() is not None:
+            return self._iter_discovered(status, role, page_size)
         server, local = self._filters(status, role)
         size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)
         if self.dialect.paging == "cursor":
             return self._iter_cursor(size, server, local)
         return self._iter_pages(size, server, local)
+
+    async def _iter_discovered(
+        self, status: UserStatus | str | None, role: str | None, page_size: int | None
+    ) -> AsyncGenerator[DirectoryUser, None]:
+        """``iter_users`` once the server has been read (an async walk can only read it here)."""
+        await self._discover()
+        users = self.iter_users(status=status, role=role, page_size=page_size)
+        try:
+            async for user in users:
+                yield user
+        finally:
+            await users.aclose()
 
     async def _iter_cursor(
         self, size: int, server: dict[str, str], local: dict[str, str]
@@ -906,6 +1044,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     async def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
         request = self.dialect.get_request(user_id)
+        await self._discover()
         return self.dialect.parse_user(await self.engine.request(request))
 
     async def me(self) -> DirectoryUser:
@@ -922,6 +1061,19 @@ class AsyncHttpDirectory(_DirectoryBase):
         matcher = EmailMatcher(self.provider, emails)
         if not matcher.wanted:
             return {}
+        await self._discover()
+        if self.capabilities.email_lookup == "batch":
+            gate = asyncio.Semaphore(self.concurrency)
+
+            async def batch(group: tuple[str, ...], request: Request) -> list[DirectoryUser]:
+                async with gate:
+                    return await self._batch(group, request)
+
+            batches = self.dialect.lookup_batches(matcher.distinct())
+            for users in await asyncio.gather(*(batch(*b) for b in batches)):
+                for user in users:
+                    matcher.feed(user)
+            return matcher.result()
         if self.capabilities.email_lookup == "native":
             limit = asyncio.Semaphore(self.concurrency)
 
@@ -950,19 +1102,48 @@ class AsyncHttpDirectory(_DirectoryBase):
         except UserNotFoundError:
             return None
 
+    async def _batch(self, group: tuple[str, ...], request: Request) -> list[DirectoryUser]:
+        """The users one batched lookup finds; a capped answer is asked again in halves."""
+        try:
+            body = await self.engine.request(request)
+        except InvalidRequestError as exc:
+            if not self.dialect.lookup_refused(exc):
+                raise
+            return [u for b in self.dialect.lookup_batches(group) for u in await self._batch(*b)]
+        users, complete = self.dialect.parse_lookup(body)
+        if complete or len(group) == 1:
+            return users
+        return [u for b in self._halves(group) for u in await self._batch(*b)]
+
     async def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
         request = self.dialect.create_request(new_user)
+        await self._discover()
         return self.dialect.parse_user(await self.engine.request(request))
 
-    async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Send only the fields set in ``changes``; returns the updated user."""
-        request = self.dialect.update_request(user_id, changes)
-        return self.dialect.parse_user(await self.engine.request(request))
+    async def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Send only the fields set in ``changes``; returns the updated user.
 
-    async def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
-        await self.engine.request(self.dialect.delete_request(user_id))
+        With ``version``, the change is made only if the user has not changed since
+        (``If-Match``): :class:`~userdir.PreconditionFailedError` otherwise.
+        """
+        options = self._write_options(version)
+        await self._discover()
+        if self.dialect.update_reads_first:
+            options["current"] = await self.get_user(user_id)
+        request = self.dialect.update_request(user_id, changes, **options)
+        body = await self.engine.request(request)
+        if body is None:  # answered without the user (SCIM's 204): read it back
+            return await self.get_user(user_id)
+        return self.dialect.parse_user(body)
+
+    async def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if it has not changed since)."""
+        request = self.dialect.delete_request(user_id, **self._write_options(version))
+        await self._discover()
+        await self.engine.request(request)
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -19,6 +19,7 @@ The hierarchy::
         ├── PermissionDeniedError    403
         ├── UserNotFoundError        404, and the org API's "not found" 400
         ├── ConflictError            409
+        │   └── PreconditionFailedError  412: the user changed since the version given
         ├── RateLimitedError         429 (``retry_after`` in seconds, if the service said)
         └── ServerError              5xx, including Notion's 529
 """
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidRequestError",
     "MalformedResponseError",
     "PermissionDeniedError",
+    "PreconditionFailedError",
     "RateLimitedError",
     "ServerError",
     "TransportError",
@@ -160,6 +162,15 @@ class ConflictError(APIError):
     """The request conflicts with the directory's state, e.g. an email in use (409)."""
 
 
+class PreconditionFailedError(ConflictError):
+    """The user changed since the ``version`` a conditional write named (412).
+
+    ``version`` is the stale version that was sent (``If-Match``), if known.
+    """
+
+    version: str | None = None
+
+
 class RateLimitedError(APIError):
     """Too many requests (429), after any retries; ``retry_after`` as the service said."""
 
@@ -174,6 +185,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     403: PermissionDeniedError,
     404: UserNotFoundError,
     409: ConflictError,
+    412: PreconditionFailedError,
     422: InvalidRequestError,
     429: RateLimitedError,
 }

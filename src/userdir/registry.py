@@ -32,6 +32,7 @@ from .providers._base import Dialect
 from .providers.notion import NotionDialect
 from .providers.org_api import OrgApiDialect
 from .providers.rest import RestDialect
+from .providers.scim import ScimDialect
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -67,6 +68,7 @@ _BUILTINS: dict[str, DialectFactory] = {
     "notion": NotionDialect,
     "org_api": OrgApiDialect,
     "rest": RestDialect,
+    "scim": ScimDialect,
 }
 _registered: dict[str, DialectFactory] = {}
 _entry_points: dict[str, DialectFactory] | None = None

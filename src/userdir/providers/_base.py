@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeVar
@@ -199,11 +199,40 @@ class Dialect:
         """The request that fetches the token's own user."""
         raise self.unsupported("me")
 
+    # -- discovery and batched lookups (optional) -----------------------------
+
+    def discovery_request(self) -> Request | None:
+        """The request that reads what the server supports, once, before the first
+        operation (SCIM's ``/ServiceProviderConfig``); None when there is nothing to read."""
+        return None
+
+    def discover(self, body: Any) -> None:
+        """Take the discovery answer (None: the server has no such document)."""
+
+    def lookup_batches(self, emails: Sequence[str]) -> list[tuple[tuple[str, ...], Request]]:
+        """Requests that each find several emails (where ``email_lookup == "batch"``)."""
+        raise self.unsupported("find_users_by_email (batch)")
+
+    def parse_lookup(self, body: Any) -> tuple[list[DirectoryUser], bool]:
+        """The users a batch found, and whether that is all (False: the page was capped)."""
+        raise self.unsupported("find_users_by_email (batch)")
+
+    def lookup_refused(self, error: APIError) -> bool:
+        """Whether a refused batch is worth asking again another way (the dialect switched)."""
+        return False
+
     # -- writing --------------------------------------------------------------
 
     def create_request(self, new_user: NewUser) -> Request:
         """The request that creates a user."""
         raise self.unsupported("create_user")
+
+    #: Whether writes take ``version=`` (sent as ``If-Match``).
+    conditional_writes: ClassVar[bool] = False
+    @property
+    def update_reads_first(self) -> bool:
+        """Whether ``update_request`` needs the user as it is (``current=``) first."""
+        return False
 
     def update_request(self, user_id: str, changes: UserChanges) -> Request:
         """The request that changes a user."""
