@@ -1,4 +1,4 @@
-"""``python -m userdir.testing serve [notion] [org_api] [rest]``: serve emulators over HTTP.
+"""``python -m userdir.testing serve [notion] [org_api] [rest] [scim]``: serve emulators over HTTP.
 
 Once every emulator listens, prints one line per emulator and nothing else::
 
@@ -6,7 +6,7 @@ Once every emulator listens, prints one line per emulator and nothing else::
 
 (the base URL, the provider, and the ``connect()`` option with the credential the server
 accepts), then serves until SIGTERM or SIGINT and exits with status 0. With no service
-named, all three are served. ``--company demo`` seeds each with its share of the
+named, all of them are served. ``--company demo`` seeds each with its share of the
 fictional company of ``userdir demo``.
 """
 
@@ -25,11 +25,13 @@ from ._demo import seed_demo
 from ._notion import NotionEmulator
 from ._org_api import OrgApiEmulator
 from ._rest import RestEmulator
+from ._scim import ScimEmulator
 
-EMULATORS: dict[str, type[NotionEmulator | OrgApiEmulator | RestEmulator]] = {
+EMULATORS: dict[str, type[NotionEmulator | OrgApiEmulator | RestEmulator | ScimEmulator]] = {
     "notion": NotionEmulator,
     "org_api": OrgApiEmulator,
     "rest": RestEmulator,
+    "scim": ScimEmulator,
 }
 #: The ``connect()`` option and credential each emulator accepts unless ``--token`` says
 #: otherwise (its constructor's default), e.g. ``{"notion": ("token", "test-token")}``.
@@ -76,7 +78,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "services",
         nargs="*",
         metavar="SERVICE",
-        help="notion, org_api or rest (default: all three)",
+        help="notion, org_api, rest or scim (default: all of them)",
     )
     serve.add_argument(
         "--company",
@@ -122,6 +124,7 @@ def _build(service: str, args: argparse.Namespace) -> Emulator:
 def ready_line(url: str, emulator: Emulator) -> str:
     """The line printed for one served emulator (without the newline)."""
     ((option, credential),) = emulator.credentials.items()
+    url += getattr(emulator, "base_path", "")  # SCIM's endpoints live under /scim/v2
     return f"READY {url} {emulator.service} {option}={credential}"
 
 
