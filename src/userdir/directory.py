@@ -422,13 +422,9 @@ class _DirectoryBase:
     def __init__(self, dialect: Dialect, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.dialect = dialect
         self.provider = dialect.name
+        # for a server read at the first request (SCIM), what it announced from then on
+        self.capabilities = dialect.capabilities
         self.concurrency = check_concurrency(concurrency)
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """What this directory can do (for a server read at the first request, what it
-        announced: SCIM's ``/ServiceProviderConfig``)."""
-        return self.dialect.capabilities
 
     def _write_options(self, version: str | None) -> dict[str, Any]:
         """The keyword arguments of a write's request: ``version`` where given."""
@@ -436,8 +432,7 @@ class _DirectoryBase:
             return {}
         if not self.dialect.conditional_writes:
             raise UnsupportedOperationError(
-                f"conditional writes (version=) are not supported by the {self.provider} "
-                "provider",
+                f"conditional writes (version=) are not supported by the {self.provider} provider",
                 provider=self.provider,
             )
         return {"version": version}
@@ -449,10 +444,13 @@ class _DirectoryBase:
                 raise error
             body = None
         self.dialect.discover(body)
+        self.capabilities = self.dialect.capabilities
 
     def _halves(self, group: tuple[str, ...]) -> list[tuple[tuple[str, ...], Request]]:
         half = len(group) // 2
-        return [b for part in (group[:half], group[half:]) for b in self.dialect.lookup_batches(part)]
+        return [
+            b for part in (group[:half], group[half:]) for b in self.dialect.lookup_batches(part)
+        ]
 
     def __repr__(self) -> str:
         return (
@@ -809,9 +807,9 @@ class HttpDirectory(_DirectoryBase):
                 found = [self._batch(*batches[0])]
             else:
                 found = list(self._executor().map(lambda b: self._batch(*b), batches))
-            for users in found:
-                for user in users:
-                    matcher.feed(user)
+            for batch_users in found:
+                for found_user in batch_users:
+                    matcher.feed(found_user)
             return matcher.result()
         if self.capabilities.email_lookup == "native":
             keys = matcher.distinct()
@@ -1070,9 +1068,9 @@ class AsyncHttpDirectory(_DirectoryBase):
                     return await self._batch(group, request)
 
             batches = self.dialect.lookup_batches(matcher.distinct())
-            for users in await asyncio.gather(*(batch(*b) for b in batches)):
-                for user in users:
-                    matcher.feed(user)
+            for batch_users in await asyncio.gather(*(batch(*b) for b in batches)):
+                for found_user in batch_users:
+                    matcher.feed(found_user)
             return matcher.result()
         if self.capabilities.email_lookup == "native":
             limit = asyncio.Semaphore(self.concurrency)

@@ -472,7 +472,7 @@ def test_serve_help_gives_the_defaults(capsys: pytest.CaptureFixture[str]) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["payroll"], "unknown service 'payroll' (choose from notion, org_api, rest)"),
+        (["payroll"], "unknown service 'payroll' (choose from notion, org_api, rest, scim)"),
         (["--token", "two words"], "argument --token: must be non-empty and without whitespace"),
         (["--token", ""], "argument --token: must be non-empty and without whitespace"),
         (["--company", "acme"], "argument --company: invalid choice: 'acme'"),

@@ -229,6 +229,7 @@ class Dialect:
 
     #: Whether writes take ``version=`` (sent as ``If-Match``).
     conditional_writes: ClassVar[bool] = False
+
     @property
     def update_reads_first(self) -> bool:
         """Whether ``update_request`` needs the user as it is (``current=``) first."""

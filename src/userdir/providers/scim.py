@@ -421,7 +421,7 @@ _BY_SCIM_TYPE: Mapping[str, type[APIError]] = {
 
 def error_class(status: int, scim_type: str | None) -> type[APIError]:
     """The error class of an answer: ``scimType`` first, then the HTTP status."""
-    if scim_type in _BY_SCIM_TYPE:
+    if scim_type is not None and scim_type in _BY_SCIM_TYPE:
         return _BY_SCIM_TYPE[scim_type]
     if status == 404:
         return UserNotFoundError
@@ -630,8 +630,10 @@ class ScimDialect(Dialect):
         if not conditions and not self.server.list:
             raise self.unsupported("list_users without a filter (this SCIM server needs one)")
         if conditions:
-            text = conditions[0] if len(conditions) == 1 else " and ".join(
-                f"({c})" for c in conditions
+            text = (
+                conditions[0]
+                if len(conditions) == 1
+                else " and ".join(f"({c})" for c in conditions)
             )
             params.append(("filter", text))
         cap = self.server.page_cap()
@@ -648,7 +650,10 @@ class ScimDialect(Dialect):
         """Map one ``Resources`` entry."""
         return parse_scim_user(payload, what)
 
-    fast_item = parse_item
+    @staticmethod
+    def fast_item(d: Any) -> DirectoryUser:
+        """Map one ``Resources`` entry (the one mapping path)."""
+        return parse_scim_user(d)
 
     def parse_envelope(self, body: Any) -> Envelope:
         """Check a ``ListResponse``: ``totalResults``, ``Resources``, ``startIndex``."""
@@ -678,7 +683,11 @@ class ScimDialect(Dialect):
         for group, text in email_batches(emails, self._lookup_by, max_count=size):
             count = max(DEFAULT_PAGE_SIZE, len(group))
             cap = self.server.page_cap()
-            params = (("filter", text), ("startIndex", "1"), ("count", str(min(count, cap or count))))
+            params = (
+                ("filter", text),
+                ("startIndex", "1"),
+                ("count", str(min(count, cap or count))),
+            )
             out.append((group, Request("GET", ("Users",), params)))
         return out
 

@@ -167,10 +167,14 @@ class ScimEmulator(Emulator):
         if not isinstance(emails, list):
             return []
         return [
-            e["value"].lower() for e in emails if isinstance(e, dict) and isinstance(e.get("value"), str)
+            e["value"].lower()
+            for e in emails
+            if isinstance(e, dict) and isinstance(e.get("value"), str)
         ]
 
-    def _store(self, attributes: dict[str, Any], *, user_id: str | None = None, created: str | None = None) -> str:
+    def _store(
+        self, attributes: dict[str, Any], *, user_id: str | None = None, created: str | None = None
+    ) -> str:
         user_id = user_id or secrets.token_hex(16)
         if user_id in self._users:
             raise ValueError(f"a user with id {user_id} already exists")
@@ -229,7 +233,9 @@ class ScimEmulator(Emulator):
         """
         status = UserStatus(status).value if status is not None else "unknown"
         if status == "pending":
-            raise ValueError("SCIM has no pending state: status must be active, inactive or unknown")
+            raise ValueError(
+                "SCIM has no pending state: status must be active, inactive or unknown"
+            )
         resource: dict[str, Any] = {
             "userName": user_name or email,
             "displayName": name,
@@ -238,7 +244,11 @@ class ScimEmulator(Emulator):
         if given_name or family_name:
             resource["name"] = {
                 k: v
-                for k, v in (("givenName", given_name), ("familyName", family_name), ("formatted", name))
+                for k, v in (
+                    ("givenName", given_name),
+                    ("familyName", family_name),
+                    ("formatted", name),
+                )
                 if v
             }
         if status != "unknown":
@@ -285,7 +295,11 @@ class ScimEmulator(Emulator):
             created = _EPOCH + dt.timedelta(minutes=37 * index + rng.randrange(37))
             resource: dict[str, Any] = {
                 "userName": email,
-                "name": {"givenName": given, "familyName": family, "formatted": f"{given} {family}"},
+                "name": {
+                    "givenName": given,
+                    "familyName": family,
+                    "formatted": f"{given} {family}",
+                },
                 "displayName": f"{given} {family}",
                 "emails": [{"value": email, "type": "work", "primary": True}],
                 "active": index % 10 != 0,
@@ -344,12 +358,18 @@ class ScimEmulator(Emulator):
         return Reply(status, json_bytes(payload), self._content_type, headers)
 
     def _fault_status_reply(self, code: int) -> Reply:
-        return self._error(code, None, _STATUS_PHRASES.get(code, "Internal server error" if code >= 500 else "Error"))
+        return self._error(
+            code,
+            None,
+            _STATUS_PHRASES.get(code, "Internal server error" if code >= 500 else "Error"),
+        )
 
     def _rate_limited_reply(self) -> Reply:
         return self._fault_status_reply(429)
 
-    def _user_reply(self, status: int, resource: dict[str, Any], params: Mapping[str, str]) -> Reply:
+    def _user_reply(
+        self, status: int, resource: dict[str, Any], params: Mapping[str, str]
+    ) -> Reply:
         shown = project(resource, params.get("attributes"), params.get("excludedAttributes"))
         headers: list[tuple[str, str]] = [("Location", str(resource["meta"]["location"]))]
         if self.etag:

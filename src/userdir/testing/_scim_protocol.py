@@ -157,7 +157,10 @@ def _definitions(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # externalId is a common attribute (RFC 7643 §3.1): in no schema, writable on every resource
-CORE_ATTRS = {**_definitions(USER_SCHEMA), "externalid": _attr("externalId", description="An id the client gave")}
+CORE_ATTRS = {
+    **_definitions(USER_SCHEMA),
+    "externalid": _attr("externalId", description="An id the client gave"),
+}
 ENTERPRISE_ATTRS = _definitions(ENTERPRISE_SCHEMA)
 
 
@@ -293,9 +296,7 @@ class _Parser:
             self.take()
             inner = self.disjunction()
             self.expect("]")
-            return lambda r: any(
-                inner(item) for item in _items(r, token) if isinstance(item, dict)
-            )
+            return lambda r: any(inner(item) for item in _items(r, token) if isinstance(item, dict))
         op = self.take().lower()
         if op == "pr":
             return lambda r: any(v not in (None, "", [], {}) for v in get_values(r, token))
@@ -481,7 +482,9 @@ def _apply_filtered(
         elif isinstance(value, dict):
             item.update(copy.deepcopy(value))
         else:
-            raise ScimProblem(400, "invalidValue", "a filtered path without a sub-attribute needs an object")
+            raise ScimProblem(
+                400, "invalidValue", "a filtered path without a sub-attribute needs an object"
+            )
 
 
 def apply_patch(resource: dict[str, Any], body: Any) -> dict[str, Any]:
@@ -516,7 +519,9 @@ def _always(key: str) -> bool:
     return key in ("id", "schemas", "meta")
 
 
-def project(resource: dict[str, Any], attributes: str | None, excluded: str | None) -> dict[str, Any]:
+def project(
+    resource: dict[str, Any], attributes: str | None, excluded: str | None
+) -> dict[str, Any]:
     """``resource`` with only ``attributes`` (or without ``excludedAttributes``)."""
     wanted = [_split(name) for name in _names(attributes)]
     unwanted = [_split(name) for name in _names(excluded)]
@@ -528,7 +533,9 @@ def project(resource: dict[str, Any], attributes: str | None, excluded: str | No
                 continue
             if key == ENTERPRISE and isinstance(value, dict):
                 kept = {
-                    k: v for k, v in value.items() if any(_matches(w, ENTERPRISE, k) for w in wanted)
+                    k: v
+                    for k, v in value.items()
+                    if any(_matches(w, ENTERPRISE, k) for w in wanted)
                 }
                 if kept:
                     out[key] = kept
@@ -542,7 +549,9 @@ def project(resource: dict[str, Any], attributes: str | None, excluded: str | No
                 out[key] = value
             elif key == ENTERPRISE and isinstance(value, dict):
                 out[key] = {
-                    k: v for k, v in value.items() if not any(_matches(u, ENTERPRISE, k) for u in unwanted)
+                    k: v
+                    for k, v in value.items()
+                    if not any(_matches(u, ENTERPRISE, k) for u in unwanted)
                 }
             elif not any(_matches(u, None, key) and u[2] is None for u in unwanted):
                 out[key] = value
