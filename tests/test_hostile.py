@@ -454,7 +454,7 @@ def test_redirects_are_not_followed(connect: Callable[..., Any]) -> None:
         return httpx.Response(302, headers={"location": "https://evil.test/steal"})
 
     d = connect("rest", **_options_for("rest", httpx.MockTransport(answer)))
-    with pytest.raises(userdir.MalformedResponseError):
+    with pytest.raises(userdir.RedirectError, match=r"evil\.test/steal"):
         d.get_user("usr_1")
     assert [r.url.host for r in seen] == ["rest.test"]
 

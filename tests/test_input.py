@@ -184,7 +184,7 @@ def test_bad_options_in_a_config_are_named(tmp_path: Path) -> None:
         path.write_text(f'[directories.wiki]\nprovider = "notion"\ntoken = "t"\n{line}\n')
         for load in (userdir.load_config, userdir.load_config_async):
             with pytest.raises(userdir.ConfigError, match=named) as caught:
-                load(path)
+                load(path, strict=True)
             assert "[directories.wiki]" in str(caught.value)
 
 
@@ -360,7 +360,8 @@ def run_cli(data: tuple[RestEmulator, NotionEmulator], *argv: str) -> tuple[int,
 def parsed_rows(fmt: str, text: str) -> list[dict[str, Any]]:
     """Rows as written; JSON parsed strictly, CSV's ``extra`` column too."""
     if fmt == "json":
-        rows: list[dict[str, Any]] = strict_json(text)
+        parsed = strict_json(text)  # `get` prints one object, `list` an array
+        rows: list[dict[str, Any]] = [parsed] if isinstance(parsed, dict) else parsed
         return rows
     if fmt == "jsonl":
         return [strict_json(line) for line in text.splitlines()]
@@ -423,7 +424,9 @@ def test_cli_export_to_a_path_that_cannot_be_written(
         tmp_path,  # a directory where the file should be
     ]:
         before = sorted(tmp_path.iterdir())
-        code, out, err = run_cli(hostile_data, "export", "app", "-o", str(target))
+        code, out, err = run_cli(
+            hostile_data, "export", "app", "--format", "csv", "-o", str(target)
+        )
         assert code == 2
         assert out == ""
         assert err.count("\n") == 1 and err.endswith("\n"), err

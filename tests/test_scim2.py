@@ -64,7 +64,7 @@ if sys.version_info >= (3, 11):
     from scim2_tester import Status, check_server
 
 TOKEN = "scim2-S3CR3T-token-000"
-BASE = "http://scim.test/v2"
+BASE = "https://scim.test/v2"
 
 
 def server_config(

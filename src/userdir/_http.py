@@ -8,10 +8,14 @@ and differ only where I/O happens (sending, reading, sleeping).
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextvars
 import email.utils
+import ipaddress
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,15 +27,20 @@ import attrs
 import httpx
 import stamina
 
+from ._secrets import Scrubber
 from ._version import __version__
 from .errors import (
     APIError,
+    DirectoryError,
+    EndpointNotFoundError,
     InvalidArgumentError,
     MalformedResponseError,
     PreconditionFailedError,
     RateLimitedError,
+    RedirectError,
     ServerError,
     TransportError,
+    UserNotFoundError,
 )
 
 __all__ = [
@@ -47,10 +56,26 @@ __all__ = [
     "encode_query",
     "encode_segment",
     "parse_retry_after",
+    "plain_http_warning",
     "redact_url",
 ]
 
 log = logging.getLogger("userdir")
+
+# Set while one of our requests is in stamina's retry loop: stamina's own logging hook
+# (WARNING "stamina.retry_scheduled", shown even with logging unconfigured) is then
+# silenced for our retries only; the host application's own stamina retries still log.
+_RETRYING: contextvars.ContextVar[bool] = contextvars.ContextVar("userdir_retrying", default=False)
+
+
+class _QuietOwnRetries(logging.Filter):
+    """Drops the ``stamina`` logger's records emitted during userdir's own retries."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _RETRYING.get()
+
+
+logging.getLogger("stamina").addFilter(_QuietOwnRetries())
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -89,6 +114,8 @@ class Request:
     params: tuple[tuple[str, str], ...] = ()
     json: Any = None
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_headers)
+    #: A listing or ``me``: a 404 means the endpoint is wrong, not that a user is missing.
+    endpoint_404: bool = False
     idempotent: bool = attrs.field(
         default=attrs.Factory(_idempotent, takes_self=True), kw_only=True
     )
@@ -235,6 +262,12 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def _bare_url(url: str) -> str:
+    """``url`` without user-info, query and fragment (a relative URL stays relative)."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
 class TokenBucket:
     """A client-side rate limit shared by every request of one engine.
 
@@ -296,16 +329,116 @@ def _check_timeout(timeout: object, provider: str) -> httpx.Timeout:
 
 
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Errors of our own side: the request could not be written as built (h11 refuses an
+# illegal header, an unsupported scheme). Retrying cannot help, and their text quotes
+# header values.
+_LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _secret_values(auth_headers: Mapping[str, str]) -> tuple[str, ...]:
+def _secret_values(auth_headers: Mapping[str, str]) -> set[str]:
+    """What a credential header holds: its credential, or the whole value if no scheme."""
     values = set()
     for value in auth_headers.values():
-        values.add(value)
         _scheme, _, credential = value.partition(" ")
-        if credential and len(credential) >= 4:
-            values.add(credential)
-    return tuple(sorted((v for v in values if v), key=len, reverse=True))
+        values.add(credential if len(credential) >= 4 else value)
+    return values
+
+
+def _header_value(provider: str, name: str, value: str) -> str:
+    """A header value as it can go on the wire: stripped; refused if it cannot."""
+    value = value.strip()
+    if not value.isascii() or not value.replace("\t", " ").isprintable():
+        raise InvalidArgumentError(
+            f"the value of header {name!r} holds control or non-ASCII characters",
+            provider=provider,
+        )
+    return value
+
+
+def _merge_headers(
+    provider: str,
+    headers: Mapping[str, str] | None,
+    auth_headers: Mapping[str, str],
+    url_auth: bool,
+) -> httpx.Headers:
+    """The engine's default headers, then ``headers=``, then the (checked) credentials.
+
+    Names compare case-insensitively (a later one replaces an earlier one). A
+    ``headers=`` entry that names a credential header is refused: it would be a second
+    credential, or override the one the provider's options give.
+    """
+    if headers is not None and (
+        not isinstance(headers, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise InvalidArgumentError("headers must map str to str", provider=provider)
+    protected = {name.lower() for name in auth_headers}
+    if url_auth:
+        protected.add("authorization")
+    merged = httpx.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    for name, value in (headers or {}).items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidArgumentError(
+                f"headers=: {name[:40]!r} is not a valid header name", provider=provider
+            )
+        if name.lower() in protected:
+            raise InvalidArgumentError(
+                f"headers= must not set {name!r}: the credentials come from the "
+                "provider's own options",
+                provider=provider,
+            )
+        merged[name] = _header_value(provider, name, value)
+    merged.update(auth_headers)
+    return merged
+
+
+def _check_base_url(provider: str, base_url: object) -> str:
+    """``base_url`` stripped, and refused (never quoted: it may hold a password) if it
+    is not an http(s) URL that can be sent."""
+    if not isinstance(base_url, str):
+        raise InvalidArgumentError(
+            f"base_url must be a string, not {type(base_url).__name__}", provider=provider
+        )
+    base_url = base_url.strip()
+    if not base_url.isprintable() or any(c.isspace() for c in base_url):
+        raise InvalidArgumentError(
+            "base_url holds whitespace or control characters inside", provider=provider
+        )
+    scheme = urlsplit(base_url).scheme
+    if scheme not in ("http", "https"):
+        got = f"scheme {scheme[:10]!r}" if scheme.isalnum() else "no scheme"
+        raise InvalidArgumentError(
+            f"base_url must be an http(s) URL (https://host...), got {got}", provider=provider
+        )
+    return base_url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warning(base_url: str, credentials: bool) -> str | None:
+    """The warning to give when credentials would travel unencrypted, else None.
+
+    Plain ``http://`` is fine to a loopback address (an emulator, a local proxy).
+    """
+    parts = urlsplit(base_url.strip())
+    credentials = credentials or "@" in parts.netloc
+    if not credentials or parts.scheme.lower() != "http":
+        return None
+    host = parts.hostname or ""
+    if _is_loopback(host):
+        return None
+    return (
+        f"credentials will be sent unencrypted over http:// to {host!r}; "
+        "use https:// (plain http is only for loopback addresses)"
+    )
 
 
 class _EngineBase:
@@ -325,22 +458,20 @@ class _EngineBase:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.provider = provider
-        scheme = urlsplit(base_url).scheme
-        if scheme not in ("http", "https"):
-            raise InvalidArgumentError(
-                f"base_url must be an http(s) URL, got {redact_url(base_url)!r}",
-                provider=provider,
-            )
+        base_url = _check_base_url(provider, base_url)
         # User-info goes to httpx as an auth object, never in the URL: httpx logs every
         # request's URL (INFO "HTTP Request: ..."), password included.
         self._url_auth: httpx.BasicAuth | None = None
-        url_secrets: tuple[str, ...] = ()
+        auth_headers = {k: _header_value(provider, k, v) for k, v in auth_headers.items()}
+        secrets = _secret_values(auth_headers)
         if "@" in urlsplit(base_url).netloc:
             parts = urlsplit(base_url)
             user, password = unquote(parts.username or ""), unquote(parts.password or "")
             if user or password:  # what httpx did with them in the URL: Basic auth
                 self._url_auth = httpx.BasicAuth(user, password)
-            url_secrets = (password,) if password else ()
+            if password:
+                secrets.add(password)
+                secrets.add(base64.b64encode(f"{user}:{password}".encode()).decode("ascii"))
             base_url = redact_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.retries = Retries.coerce(retries)
@@ -355,45 +486,27 @@ class _EngineBase:
         self._error_mapper = error_mapper
         timeout = _check_timeout(timeout, provider)
         self.timeout = timeout
-        self._client_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if headers is not None and (
-            not isinstance(headers, Mapping)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        ):
-            raise InvalidArgumentError("headers must map str to str", provider=provider)
-        self._client_headers.update(headers or {})
-        # Auth last: extra headers= never override the credentials.
-        self._client_headers.update(auth_headers)
-        self._secrets = tuple(
-            sorted({*_secret_values(auth_headers), *url_secrets}, key=len, reverse=True)
+        self._client_headers = _merge_headers(
+            provider, headers, auth_headers, self._url_auth is not None
         )
+        #: Replaces the credentials in every error this engine raises.
+        self.scrubber = Scrubber(secrets)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider} {redact_url(self.base_url)}>"
 
-    def scrub(self, text: str, extra: tuple[str, ...] = ()) -> str:
-        """Replace any credential (and any of ``extra``) a server echoed back with ``***``."""
-        for secret in (*extra, *self._secrets):
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
-
-    def scrub_error(self, error: APIError, request: Request) -> None:
-        """Scrub every text field of an error built from a server's answer.
+    def scrub_error(self, error: DirectoryError, request: Request | None = None) -> None:
+        """Scrub every text field of an error, then bound its length.
 
         Besides the credentials, the password the request carried (create/update) is
         scrubbed: a validation error may echo the body back.
         """
-        extra: tuple[str, ...] = ()
-        if isinstance(request.json, Mapping):
+        scrubber = self.scrubber
+        if request is not None and isinstance(request.json, Mapping):
             password = request.json.get("password")
-            if isinstance(password, str) and password:
-                extra = (password,)
-        error.message = self.scrub(error.message, extra)
-        if error.code is not None:
-            error.code = self.scrub(error.code, extra)
-        if error.request_id is not None:
-            error.request_id = self.scrub(error.request_id, extra)
+            if isinstance(password, str):
+                scrubber = scrubber.plus([password])
+        scrubber.finish(error)
 
     # -- request building ----------------------------------------------------
 
@@ -431,7 +544,7 @@ class _EngineBase:
                 if exc.retry_after is not None:
                     return min(exc.retry_after, policy.max_retry_after)
                 return True
-            if isinstance(exc, TransportError):
+            if isinstance(exc, TransportError) and not exc._local:
                 return request.idempotent or exc.request_not_sent
             return False
 
@@ -476,6 +589,14 @@ class _EngineBase:
         not_sent = isinstance(exc, _NOT_SENT_ERRORS)
         what = f"{request.method} {self.url_path(request)}"
         kind = type(exc).__name__
+        if isinstance(exc, _LOCAL_ERRORS):
+            # its text quotes the offending header, credentials included: never shown
+            err = TransportError(
+                f"{what} could not be sent as built ({kind}); not retried",
+                provider=self.provider,
+            )
+            err._local = True
+            return err  # nothing to scrub
         if not request.idempotent and not not_sent:
             message = (
                 f"{what} failed after the request was sent ({kind}); the outcome is "
@@ -489,6 +610,7 @@ class _EngineBase:
                 message += f" ({redact_url(detail)})"
         err = TransportError(message, provider=self.provider)
         err.request_not_sent = not_sent
+        self.scrub_error(err, request)
         return err
 
     def finish(
@@ -506,8 +628,18 @@ class _EngineBase:
                 (time.perf_counter() - t0) * 1000,
                 attempt,
             )
+        if 300 <= status < 400:
+            raise self.redirect_error(request, response)
         if status >= 400:
             error = self._error_mapper(status, response.headers, body)
+            if attempt > 1 and request.method == "DELETE" and isinstance(error, UserNotFoundError):
+                # An earlier attempt deleted it and its answer was lost: the user is gone,
+                # which is what was asked.
+                return Answer(status, b"")
+            if isinstance(error, EndpointNotFoundError) or (
+                request.endpoint_404 and isinstance(error, UserNotFoundError)
+            ):
+                error = self.endpoint_not_found(request, error)
             self.scrub_error(error, request)
             if isinstance(error, PreconditionFailedError):
                 _name_stale_version(error, request)
@@ -515,6 +647,61 @@ class _EngineBase:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error
         return Answer(status, body)
+
+    def endpoint_not_found(self, request: Request, error: APIError) -> EndpointNotFoundError:
+        """A listing's or ``me``'s 404 (or a service's "no such URL"), named for what it
+        means: a wrong URL, with the path that was requested."""
+        if not isinstance(error, EndpointNotFoundError):
+            error = EndpointNotFoundError(
+                error.message,
+                provider=error.provider,
+                status_code=error.status_code,
+                code=error.code,
+                request_id=error.request_id,
+            )
+        error.endpoint = f"{request.method} {urlsplit(self.base_url).path}{self.url_path(request)}"
+        return error
+
+    def retrying(self, request: Request, attempt: int, cause: Exception | None) -> None:
+        """Log a retry (at INFO on the ``userdir`` logger; stamina's own log stays quiet)."""
+        if attempt > 1 and log.isEnabledFor(logging.INFO):
+            status = getattr(cause, "status_code", None)
+            why = f"HTTP {status}" if status is not None else type(cause).__name__
+            log.info(
+                "%s %s %s: retrying after %s (attempt %d of %d)",
+                self.provider,
+                request.method,
+                self.url_path(request),
+                why,
+                attempt,
+                self.retries.attempts if self.retries else 1,
+            )
+
+    def gave_up(self, error: DirectoryError, attempts: int) -> None:
+        """Say in the final error how many attempts were made, and to which host."""
+        if attempts > 1:
+            error.attempts = attempts
+            error.host = urlsplit(self.base_url).netloc  # user-info was dropped in __init__
+
+    def redirect_error(self, request: Request, response: httpx.Response) -> RedirectError:
+        """The error for a 3xx answer (redirects are never followed): status and target.
+
+        The target is shown without user-info, query or fragment, which may hold secrets.
+        """
+        location = response.headers.get("location")
+        shown = _bare_url(location) if location else None
+        target = f"to {shown[:300]!r}" if shown else "without a Location"
+        error = RedirectError(
+            f"{request.method} {self.url_path(request)}: the service answered with a redirect "
+            f"{target}, which is never followed; check base_url",
+            provider=self.provider,
+            status_code=response.status_code,
+        )
+        error.location = shown
+        self.scrub_error(error, request)
+        if error.location is not None:
+            error.location = self.scrubber(error.location)
+        return error
 
     def decode(self, request: Request, answer: Answer) -> Any:
         """The JSON of a successful answer (None when it has no body)."""
@@ -582,12 +769,25 @@ class SyncEngine(_EngineBase):
                 if not self.may_retry(request, exc):
                     raise
                 first = exc
-            for attempt in self.retry_context(request, time.monotonic() - began):
-                with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
-                    return self._once(request, attempt.num, sent)
+            cause, attempts, quiet = first, 1, _RETRYING.set(True)
+            try:
+                for attempt in self.retry_context(request, time.monotonic() - began):
+                    with attempt:
+                        if first is not None:
+                            failed, first = first, None
+                            raise failed
+                        attempts = attempt.num
+                        self.retrying(request, attempts, cause)
+                        try:
+                            return self._once(request, attempts, sent)
+                        except Exception as exc:
+                            cause = exc
+                            raise
+            except DirectoryError as exc:
+                self.gave_up(exc, attempts)
+                raise
+            finally:
+                _RETRYING.reset(quiet)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if sent is not None:
@@ -660,12 +860,25 @@ class AsyncEngine(_EngineBase):
                 if not self.may_retry(request, exc):
                     raise
                 first = exc
-            async for attempt in self.retry_context(request, time.monotonic() - began):
-                with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
-                    return await self._once(request, attempt.num, sent)
+            cause, attempts, quiet = first, 1, _RETRYING.set(True)
+            try:
+                async for attempt in self.retry_context(request, time.monotonic() - began):
+                    with attempt:
+                        if first is not None:
+                            failed, first = first, None
+                            raise failed
+                        attempts = attempt.num
+                        self.retrying(request, attempts, cause)
+                        try:
+                            return await self._once(request, attempts, sent)
+                        except Exception as exc:
+                            cause = exc
+                            raise
+            except DirectoryError as exc:
+                self.gave_up(exc, attempts)
+                raise
+            finally:
+                _RETRYING.reset(quiet)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if sent is not None:

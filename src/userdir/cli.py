@@ -1,7 +1,8 @@
 """The ``userdir`` command: a thin layer over the library.
 
-Exit codes: 0 ok, 1 not found, 2 usage or config error, 3 authentication or
-permission, 4 any other directory error, 130 interrupted (Ctrl-C).
+Exit codes: 0 ok, 1 not found (or differences, with ``diff --exit-code``), 2 usage or
+config error, 3 authentication or permission, 4 any other directory error, 130
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -9,18 +10,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import errno
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
-from .config import load_config
+from ._hints import did_you_mean
+from .config import credential_note, load_config
 from .directory import HttpDirectory
 from .errors import (
     AuthenticationError,
@@ -31,7 +34,7 @@ from .errors import (
     UnsupportedOperationError,
     UserNotFoundError,
 )
-from .federation import Diff, Federation, FindResult, LookupStatus
+from .federation import Diff, Federation, FindResult, LookupStatus, _fold
 from .models import DirectoryUser, UserStatus
 from .registry import available_providers
 
@@ -40,13 +43,20 @@ __all__ = ["EXIT_CODES", "main"]
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_AUTH, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_CODES = {
     EXIT_OK: "ok",
-    EXIT_NOT_FOUND: "not found (get: no such user; find: an email found nowhere)",
-    EXIT_USAGE: "usage or config error (also: an operation the directory does not support)",
+    EXIT_NOT_FOUND: (
+        "not found (get: no such user; find: an email found nowhere);"
+        " diff --exit-code: differences found"
+    ),
+    EXIT_USAGE: (
+        "usage or config error (also: an operation the directory does not support,"
+        " an export path that cannot be written)"
+    ),
     EXIT_AUTH: "authentication or permission error",
     EXIT_ERROR: "any other directory error (network, server, malformed answer)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 FORMATS = ("table", "json", "jsonl", "csv")
+EXPORT_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl"}
 USER_COLUMNS = (
     "id",
     "provider",
@@ -134,12 +144,21 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str], out: IO[str]) -> 
 
 
 class Writer:
-    """Writes rows in one of the formats; json collects, the others stream."""
+    """Writes rows in one of the formats; json collects, the others stream.
+
+    ``one=True``: the command answers with one row, which json writes as an object.
+    """
 
     def __init__(
-        self, fmt: str, out: IO[str], columns: Sequence[str], table_columns: Sequence[str]
+        self,
+        fmt: str,
+        out: IO[str],
+        columns: Sequence[str],
+        table_columns: Sequence[str],
+        *,
+        one: bool = False,
     ):
-        self.fmt, self.out = fmt, out
+        self.fmt, self.out, self.one = fmt, out, one
         self.columns, self.table_columns = columns, table_columns
         self.rows: list[dict[str, Any]] = []
         self.count = 0
@@ -159,7 +178,8 @@ class Writer:
 
     def close(self) -> None:
         if self.fmt == "json":
-            self.out.write(_json(self.rows, indent=2) + "\n")
+            data = self.rows[0] if self.one and len(self.rows) == 1 else self.rows
+            self.out.write(_json(data, indent=2) + "\n")
         elif self.fmt == "table":
             if self.rows:
                 _table(self.rows, self.table_columns, self.out)
@@ -220,20 +240,35 @@ class Context:
         self._loader = loader
         self._directories: dict[str, HttpDirectory] | None = None
         self.fmt: str = args.format or ("table" if _isatty(stdout) else "jsonl")
+        #: The directory an error came from, when a command over several knows it.
+        self.at_fault: str | None = None
 
     def directories(self) -> dict[str, HttpDirectory]:
         if self._directories is None:
-            self._directories = self._loader(self.args.config)
+            try:
+                self._directories = self._loader(self.args.config)
+            except ConfigError as exc:  # the config as a whole, no one directory's fault
+                raise CommandError(str(exc), EXIT_USAGE) from None
         return self._directories
 
     def directory(self, name: str) -> HttpDirectory:
         dirs = self.directories()
         if name not in dirs:
             raise CommandError(
-                f"no directory named {name!r} in the config (known: {', '.join(dirs)})",
+                f"no directory named {name!r} in the config{did_you_mean(name, dirs)} "
+                f"(known: {', '.join(dirs)})",
                 EXIT_USAGE,
             )
         return dirs[name]
+
+    def error_line(self, directory: str | None, error: DirectoryError) -> str:
+        """``userdir: <directory>: <error>``, with where a rejected credential came from."""
+        text = str(error)
+        if isinstance(error, AuthenticationError) and directory in (self._directories or {}):
+            note = credential_note((self._directories or {})[directory])
+            if note:
+                text += f" ({note})"
+        return f"userdir: {directory}: {text}\n" if directory else f"userdir: {text}\n"
 
     def close(self) -> None:
         for directory in (self._directories or {}).values():
@@ -245,8 +280,11 @@ class Context:
         table_columns: Sequence[str] | None = None,
         out: IO[str] | None = None,
         fmt: str | None = None,
+        one: bool = False,
     ) -> Writer:
-        return Writer(fmt or self.fmt, out or self.stdout, columns, table_columns or columns)
+        return Writer(
+            fmt or self.fmt, out or self.stdout, columns, table_columns or columns, one=one
+        )
 
 
 def _user_row(user: DirectoryUser, directory: str | None = None) -> dict[str, Any]:
@@ -257,21 +295,38 @@ def _user_row(user: DirectoryUser, directory: str | None = None) -> dict[str, An
 
 
 def cmd_providers(ctx: Context) -> int:
-    columns = ("name", "source", "email_lookup", "paging", "me", "writes", "server_filters")
+    columns = (
+        "name",
+        "source",
+        "required",
+        "optional",
+        "email_lookup",
+        "paging",
+        "me",
+        "user_status",
+        "writes",
+        "server_filters",
+    )
     writer = ctx.writer(columns)
+    as_list = ctx.fmt in ("json", "jsonl")
     for info in available_providers():
         caps = info.capabilities
+        required = list(info.required)
+        optional = [o for o in info.options if o not in info.required]
         writer.write(
             {
                 "name": info.name,
                 "source": info.source,
+                "required": required if as_list else ",".join(required),
+                "optional": optional if as_list else ",".join(optional),
                 "email_lookup": caps.email_lookup if caps else None,
                 "paging": caps.paging if caps else None,
                 "me": caps.me if caps else None,
+                "user_status": caps.user_status if caps else None,
                 "writes": caps.writes if caps else None,
                 "server_filters": ",".join(sorted(caps.server_filters)) if caps else None,
+                "create_requires": sorted(caps.create_requires) if caps else None,
                 "options": list(info.options),
-                "required": list(info.required),
             }
         )
     writer.close()
@@ -291,11 +346,27 @@ def _stream_users(
 
 
 def cmd_list(ctx: Context) -> int:
-    directory = ctx.directory(ctx.args.directory)
-    users = directory.iter_users(status=ctx.args.status, role=ctx.args.role)
+    name, status, role = ctx.args.directory, ctx.args.status, ctx.args.role
+    directory = ctx.directory(name)
+    if role is not None and not role.strip():
+        raise CommandError("--role must not be empty", EXIT_USAGE)
+    if status is not None and not directory.capabilities.user_status:
+        raise CommandError(
+            f"{name}: --status cannot filter: {directory.provider} does not say whether a user "
+            "is active (every status is 'unknown')",
+            EXIT_USAGE,
+        )
+    users = directory.iter_users(status=status)
     writer = ctx.writer(USER_COLUMNS, TABLE_USER_COLUMNS)
     try:
-        _stream_users(ctx, users, writer, ctx.args.limit)
+        if role is not None:
+            # Roles match case-insensitively, as in diff; a service's own role filter is
+            # exact, so this one is applied here.
+            wanted = _fold(role)
+            users_with_role = (u for u in users if _fold(u.role) == wanted)
+            _stream_users(ctx, users_with_role, writer, ctx.args.limit)
+        else:
+            _stream_users(ctx, users, writer, ctx.args.limit)
     finally:
         users.close()
     writer.close()
@@ -304,15 +375,23 @@ def cmd_list(ctx: Context) -> int:
 
 def cmd_get(ctx: Context) -> int:
     user = ctx.directory(ctx.args.directory).get_user(ctx.args.id)
-    writer = ctx.writer(USER_COLUMNS, TABLE_USER_COLUMNS)
+    writer = ctx.writer(USER_COLUMNS, TABLE_USER_COLUMNS, one=True)
     writer.write(_user_row(user))
     writer.close()
     return EXIT_OK
 
 
 def cmd_whoami(ctx: Context) -> int:
-    user = ctx.directory(ctx.args.directory).me()
-    writer = ctx.writer(USER_COLUMNS, TABLE_USER_COLUMNS)
+    name = ctx.args.directory
+    directory = ctx.directory(name)
+    if not directory.capabilities.me:
+        raise CommandError(
+            f"{name}: whoami is not supported by the {directory.provider} provider "
+            "(its tokens have no user of their own)",
+            EXIT_USAGE,
+        )
+    user = directory.me()
+    writer = ctx.writer(USER_COLUMNS, TABLE_USER_COLUMNS, one=True)
     writer.write(_user_row(user))
     writer.close()
     return EXIT_OK
@@ -361,7 +440,7 @@ def cmd_find(ctx: Context) -> int:
     writer.close()
     for result in results.values():
         for name, error in result.errors.items():
-            ctx.stderr.write(f"userdir: {name}: {error}\n")
+            ctx.stderr.write(ctx.error_line(name, error))
     return _find_exit(results)
 
 
@@ -370,32 +449,90 @@ def _unwritable(path: str, exc: OSError) -> CommandError:
     return CommandError(f"cannot write {path!r}: {exc.strerror or type(exc).__name__}", EXIT_USAGE)
 
 
+def _export_format(given: str | None, output: str) -> str:
+    """``--format`` if given, else the file's extension; the two must agree."""
+    choices = ", ".join(EXPORT_FORMATS.values())
+    if given == "table":
+        raise CommandError(f"export writes {choices}, not a table", EXIT_USAGE)
+    if output == "-":
+        return given or "jsonl"
+    suffix = os.path.splitext(output)[1].lower()
+    by_suffix = EXPORT_FORMATS.get(suffix)
+    if given and by_suffix and given != by_suffix:
+        raise CommandError(
+            f"--format {given} contradicts the extension of {output!r} ({by_suffix})", EXIT_USAGE
+        )
+    fmt = given or by_suffix
+    if fmt:
+        return fmt
+    raise CommandError(
+        f"cannot tell the format of {output!r}: name it {', '.join(EXPORT_FORMATS)} "
+        f"or pass --format ({choices})",
+        EXIT_USAGE,
+    )
+
+
+@contextlib.contextmanager
+def _replacing(path: str) -> Iterator[IO[str]]:
+    """A stream whose text replaces the file at ``path`` once it is complete.
+
+    A regular file (or a new one) is written next to its real location (through any
+    symlinks, which stay) and renamed over it, keeping its mode; anything else that
+    exists (a FIFO, a device, /dev/stdout) is written straight to, never replaced.
+    """
+    try:
+        info: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    if (info is not None and stat.S_ISDIR(info.st_mode)) or (
+        info is None and path.endswith(("/", os.sep))
+    ):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            yield out
+        return
+    target = os.path.realpath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".userdir-export-", dir=os.path.dirname(target))
+    try:
+        if info is None:
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
+        else:
+            os.fchmod(fd, stat.S_IMODE(info.st_mode))
+            if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(OSError):
+                    os.fchown(fd, info.st_uid, info.st_gid)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def cmd_export(ctx: Context) -> int:
     directory = ctx.directory(ctx.args.directory)
-    target = Path(ctx.args.output)
-    fmt = ctx.args.format or {".csv": "csv", ".json": "json"}.get(target.suffix.lower(), "jsonl")
-    if fmt == "table":
-        raise CommandError("export writes csv, json or jsonl, not a table", EXIT_USAGE)
-    parent = target.parent if str(target.parent) else Path(".")
+    output: str = ctx.args.output
+    fmt = _export_format(ctx.args.format, output)
+    sink = contextlib.nullcontext(ctx.stdout) if output == "-" else _replacing(output)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=".userdir-export-", dir=parent)
+        with sink as out:
+            users = directory.iter_users()
+            try:
+                writer = ctx.writer(USER_COLUMNS, out=out, fmt=fmt)
+                _stream_users(ctx, users, writer, None)
+                writer.close()
+            finally:
+                users.close()
     except OSError as exc:
-        raise _unwritable(ctx.args.output, exc) from None
-    users = directory.iter_users()
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            writer = ctx.writer(USER_COLUMNS, out=out, fmt=fmt)
-            _stream_users(ctx, users, writer, None)
-            writer.close()
-        os.replace(tmp_name, target)
-    except BaseException as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _unwritable(ctx.args.output, exc) from None
-        raise
-    finally:
-        users.close()
-    ctx.stderr.write(f"exported {writer.count} users from {ctx.args.directory} to {target}\n")
+        if output == "-":
+            raise
+        raise _unwritable(output, exc) from None
+    where = "stdout" if output == "-" else output
+    ctx.stderr.write(f"exported {writer.count} users from {ctx.args.directory} to {where}\n")
     return EXIT_OK
 
 
@@ -444,7 +581,14 @@ def cmd_diff(ctx: Context) -> int:
     progress = Progress(ctx.stderr)
     if progress.enabled:
         ctx.stderr.write(f"comparing {a} and {b}...\n")
-    diff = Federation({a: dirs[a], b: dirs[b]}).diff(a, b)
+    try:
+        diff = Federation({a: dirs[a], b: dirs[b]}).diff(a, b)
+    except DirectoryError as exc:
+        for name in (a, b):  # the federation's error starts with the directory at fault
+            if exc.message.startswith(f"{name}: "):
+                ctx.at_fault, exc.message = name, exc.message[len(name) + 2 :]
+                break
+        raise
     writer = ctx.writer(
         DIFF_COLUMNS, ("finding", "email_key", "a_status", "b_status", "a_role", "b_role")
     )
@@ -456,7 +600,8 @@ def cmd_diff(ctx: Context) -> int:
             f"{len(diff.in_both)} in both, {len(diff.only_in_a)} only in {a}, "
             f"{len(diff.only_in_b)} only in {b}, {len(diff.differing)} differing\n"
         )
-    return EXIT_OK
+    differs = bool(diff.only_in_a or diff.only_in_b or diff.differing)
+    return EXIT_NOT_FOUND if ctx.args.exit_code and differs else EXIT_OK
 
 
 def cmd_demo(ctx: Context) -> int:
@@ -516,6 +661,28 @@ def _exit_code(error: BaseException) -> int:
     return EXIT_ERROR
 
 
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """--config, --format and --debug; after the command their default is SUPPRESS, so
+    one given before the command is not reset."""
+    parser.add_argument(
+        "--config",
+        default=default,
+        help="config file (default: $USERDIR_CONFIG, else ./userdir.toml)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=default,
+        help="output format (default: table on a terminal, jsonl otherwise)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default if default is argparse.SUPPRESS else False,
+        help="show tracebacks and debug logs",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -525,48 +692,55 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"userdir {__version__}")
-    parser.add_argument(
-        "--config", help="config file (default: $USERDIR_CONFIG, else ./userdir.toml)"
+    _global_options(parser, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run"
     )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="output format (default: table on a terminal, jsonl otherwise)",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("providers", help="the providers and what each can do").set_defaults(
-        run=cmd_providers
+    def command(name: str, text: str, run: Callable[[Context], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, parents=[common])
+        p.set_defaults(run=run)
+        return p
+
+    directory_help = "a directory's name in the config"
+    command("providers", "the providers: their options and what each can do", cmd_providers)
+    p = command("list", "list a directory's users", cmd_list)
+    p.add_argument("directory", help=directory_help)
+    p.add_argument(
+        "--status",
+        choices=("active", "inactive", "pending", "unknown"),
+        help="only users with this status (where the service has one)",
     )
-    p = sub.add_parser("list", help="list a directory's users")
-    p.add_argument("directory")
-    p.add_argument("--status", choices=("active", "inactive", "pending", "unknown"))
-    p.add_argument("--role")
+    p.add_argument("--role", help="only users with this role (any case)")
     p.add_argument("--limit", type=_positive, help="stop after this many users")
-    p.set_defaults(run=cmd_list)
-    p = sub.add_parser("get", help="one user by id")
-    p.add_argument("directory")
-    p.add_argument("id")
-    p.set_defaults(run=cmd_get)
-    p = sub.add_parser("find", help="find people by email in every directory")
-    p.add_argument("emails", nargs="+", metavar="EMAIL")
+    p = command("get", "one user by id", cmd_get)
+    p.add_argument("directory", help=directory_help)
+    p.add_argument("id", help="the user's id in that directory")
+    p = command("find", "find people by email in every directory", cmd_find)
+    p.add_argument("emails", nargs="+", metavar="EMAIL", help="emails to look up (any case)")
     p.add_argument("--directory", action="append", help="only this directory (repeat for more)")
-    p.set_defaults(run=cmd_find)
-    p = sub.add_parser("whoami", help="the token's own user (Notion's bot)")
-    p.add_argument("directory")
-    p.set_defaults(run=cmd_whoami)
-    p = sub.add_parser("export", help="write every user of a directory to a file")
-    p.add_argument("directory")
-    p.add_argument("-o", "--output", required=True, help="file (.csv, .json or .jsonl)")
-    p.set_defaults(run=cmd_export)
-    p = sub.add_parser("diff", help="the offboarding audit: compare two directories by email")
+    p = command("whoami", "the token's own user (Notion's bot)", cmd_whoami)
+    p.add_argument("directory", help=directory_help)
+    p = command("export", "write every user of a directory to a file", cmd_export)
+    p.add_argument("directory", help=directory_help)
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="file to write: .csv, .json or .jsonl (else give --format); - for stdout",
+    )
+    p = command("diff", "the offboarding audit: compare two directories by email", cmd_diff)
     p.add_argument("a", help="the source of truth, e.g. HR")
     p.add_argument("b", help="the directory to audit")
-    p.set_defaults(run=cmd_diff)
-    sub.add_parser("demo", help="see it work: three emulated services, no token").set_defaults(
-        run=cmd_demo
+    p.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit with 1 when there are differences (for scheduled audits)",
     )
+    command("demo", "see it work: three emulated services, no token", cmd_demo)
     return parser
 
 
@@ -624,9 +798,8 @@ def main(
             import traceback
 
             traceback.print_exc(file=err)
-        where = getattr(args, "directory", None)
-        prefix = f"{where}: " if isinstance(where, str) else ""
-        err.write(f"userdir: {prefix}{exc}\n")
+        where = ctx.at_fault or getattr(args, "directory", None)
+        err.write(ctx.error_line(where if isinstance(where, str) else None, exc))
         return _exit_code(exc)
     except BrokenPipeError:
         return EXIT_OK

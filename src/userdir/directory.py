@@ -10,16 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
+
+import attrs
 
 from ._http import Answer, AsyncEngine, Request, SyncEngine, redact_url
+from ._secrets import Scrubber, quote
 from .emails import email_key
 from .errors import (
     APIError,
@@ -40,6 +54,8 @@ __all__ = [
     "HttpDirectory",
 ]
 
+log = logging.getLogger("userdir")
+
 DEFAULT_CONCURRENCY = 4
 # How long an asyncio cursor walk waits for the next page's request to be on the wire
 # before it maps the current page (mapping holds the event loop). Transports that cannot
@@ -54,6 +70,9 @@ START_WINDOW = 1
 GROW_AFTER = 0.002
 # How many pages in a row may bring nothing new while the service says there is more.
 MAX_STALLED_PAGES = 3
+# How often a page-number walk starts re-reading again when the directory keeps changing
+# while it re-reads the pages that may have moved (see PagePlan).
+MAX_REREAD_RESTARTS = 8
 
 
 @runtime_checkable
@@ -185,32 +204,80 @@ class AsyncDirectory(Protocol):
 # -- pagination plans (shared, no I/O) ------------------------------------------
 
 
-class CursorPlan:
-    """Cursor paging: follow ``next_cursor``; a repeated cursor is a loop."""
+class _Sightings:
+    """The ids a walk has yielded, and how many pages in a row brought none new.
+
+    Both plans share it: a walk never yields an id twice, and pages that keep bringing
+    only users already yielded while the service says there is more are a loop.
+    """
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
-        self.seen: set[str] = set()
+        self.seen_ids: set[str] = set()
         self.stalled = 0
 
+    def first_sightings(self, users: list[DirectoryUser]) -> list[DirectoryUser]:
+        """The users whose id was not yielded before (first sightings only); records them."""
+        seen = self.seen_ids
+        ids = [user.id for user in users]
+        if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
+            before = len(seen)
+            seen.update(ids)
+            repeats_within = len(seen) - before != len(ids)
+            return _first_sightings(users, set()) if repeats_within else users
+        return _first_sightings(users, seen)
+
+    def progress(self, fresh: list[DirectoryUser], more: bool) -> None:
+        """Count a page that brought nothing new while ``more``; raise once it loops."""
+        if fresh or not more:
+            self.stalled = 0
+            return
+        self.stalled += 1
+        if self.stalled >= MAX_STALLED_PAGES:
+            raise MalformedResponseError(
+                f"pagination does not advance: {self.stalled} pages in a row brought "
+                "no new user while the service says there is more",
+                provider=self.provider,
+            )
+
+
+class CursorPlan(_Sightings):
+    """Cursor paging: follow ``next_cursor``; a repeated cursor is a loop."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider)
+        self.seen: set[str] = set()
+        self.empty = 0
+
     def next_cursor(self, page: Envelope) -> str | None:
-        """The cursor to ask for next, or None when done; raises on a loop."""
+        """The cursor to ask for next, or None when done; raises on a loop.
+
+        Runs before the page is mapped (maybe in a worker thread): empty pages stop the
+        walk here, before the next request; pages of users already yielded stop it in
+        :meth:`fresh`, once mapped.
+        """
         if not page.has_more or page.next_cursor is None:
             return None
         cursor = page.next_cursor
         if cursor in self.seen:
             raise MalformedResponseError(
-                f"pagination loop: the service gave cursor {cursor[:60]!r} twice",
+                f"pagination loop: the service gave cursor {quote(cursor)} twice",
                 provider=self.provider,
             )
         self.seen.add(cursor)
-        self.stalled = self.stalled + 1 if not page.items else 0
-        if self.stalled >= MAX_STALLED_PAGES:
+        self.empty = self.empty + 1 if not page.items else 0
+        if self.empty >= MAX_STALLED_PAGES:
             raise MalformedResponseError(
-                f"pagination does not advance: {self.stalled} empty pages in a row say has_more",
+                f"pagination does not advance: {self.empty} empty pages in a row say has_more",
                 provider=self.provider,
             )
         return cursor
+
+    def fresh(self, users: list[DirectoryUser], page: Envelope) -> list[DirectoryUser]:
+        """The mapped users of ``page`` not yielded before; raises when pages loop."""
+        fresh = self.first_sightings(users)
+        self.progress(fresh, page.has_more and page.next_cursor is not None)
+        return fresh
 
 
 class _CursorStep:
@@ -258,7 +325,7 @@ class _CursorStep:
         return self.envelope
 
 
-class PagePlan:
+class PagePlan(_Sightings):
     """Page-number paging, with totals (``pages_total``) or ``has_more`` only.
 
     Pages are scheduled ahead (a window of ``window`` in flight) and accepted strictly
@@ -266,10 +333,19 @@ class PagePlan:
     by every later one (the directory may change during the walk); with ``has_more``
     only, pages past the end are speculative and dropped. Ids already yielded are
     never yielded again.
+
+    Where answers say how many users there are (``total_items``), a count that changes
+    between pages means users may have moved across the pages already read: a deletion
+    before them moves later users back onto a page already read, where the walk would
+    never see them. The walk then drops its pages in flight and re-reads the pages
+    before, one at a time and going back, until a page holds a user yielded before the
+    change (every user before that one has been yielded) or the first page; then it goes
+    on. A change seen while re-reading starts the re-reading again from the highest page
+    read, at most ``MAX_REREAD_RESTARTS`` times for one change.
     """
 
     def __init__(self, provider: str, first: int, window: int, *, totals: bool) -> None:
-        self.provider = provider
+        super().__init__(provider)
         self.first = first
         # The window starts small and doubles whenever the next page keeps the caller
         # waiting (the network, not the CPU, is the bottleneck), up to ``window``.
@@ -279,16 +355,22 @@ class PagePlan:
         self.next_to_schedule = first
         self.next_to_accept = first
         self.last: int | None = None
-        self.seen_ids: set[str] = set()
-        self.stalled = 0
+        # Re-reading after the directory changed: the page to read next (going back),
+        # the ids first seen since the change, and how often re-reading started again.
+        self.total: int | None = None
+        self.rewind: int | None = None
+        self.recent: set[str] = set()
+        self.restarts = 0
 
     @property
     def done(self) -> bool:
-        """Whether every page up to the last has been accepted."""
-        return self.last is not None and self.next_to_accept > self.last
+        """Whether every page up to the last has been accepted (and none is to be re-read)."""
+        return self.rewind is None and self.last is not None and self.next_to_accept > self.last
 
     def schedule(self, in_flight: int) -> list[int]:
         """Page numbers to request now, given how many are already in flight."""
+        if self.rewind is not None:  # re-reading goes one page at a time
+            return [self.rewind] if in_flight == 0 else []
         out: list[int] = []
         if self.next_to_accept == self.first:  # nothing known before the first answer
             limit = self.first
@@ -303,36 +385,60 @@ class PagePlan:
 
     def accept(self, page_no: int, page: ListPage) -> list[DirectoryUser]:
         """Take the answer for ``page_no`` (the next in order); return the new users."""
-        assert page_no == self.next_to_accept
-        self.next_to_accept += 1
+        rereading = self.rewind is not None
+        assert page_no == (self.rewind if rereading else self.next_to_accept)
+        if not rereading:
+            self.next_to_accept += 1
+        highest = self.next_to_accept - 1
         if self.totals and page.total_pages is not None:
-            self.last = max(page_no, self.first + page.total_pages - 1)
-        if not page.has_more:
+            self.last = max(highest, self.first + page.total_pages - 1)
+        if not page.has_more and not rereading:
             self.last = page_no
-        seen = self.seen_ids
-        ids = [user.id for user in page.users]
-        if seen.isdisjoint(ids):  # the usual case: no id seen before; take them at once
-            before = len(seen)
-            seen.update(ids)
-            repeats_within = len(seen) - before != len(ids)
-            fresh = _first_sightings(page.users, set()) if repeats_within else page.users
-        else:
-            fresh = _first_sightings(page.users, seen)
-        if not fresh and not self.done:
-            self.stalled += 1
-            if self.stalled >= MAX_STALLED_PAGES:
-                raise MalformedResponseError(
-                    f"pagination does not advance: {self.stalled} pages in a row brought "
-                    "no new user while the service says there is more",
-                    provider=self.provider,
-                )
-        else:
-            self.stalled = 0
+        changed = self._count_changed(page)
+        settled = (changed or rereading) and self._reaches_back(page)
+        fresh = self.first_sightings(page.users)
+        if not rereading:
+            self.progress(fresh, not self.done)
+        if changed and not rereading:
+            self.restarts = 0
+            self.recent = {user.id for user in fresh}
+            self.next_to_schedule = self.next_to_accept  # pages in flight may predate it
+            if not settled:
+                self.rewind = page_no - 1
+        elif rereading:
+            self.recent.update(user.id for user in fresh)
+            if changed and self.restarts < MAX_REREAD_RESTARTS:
+                self.restarts += 1
+                self.rewind = highest  # the pages re-read so far may have moved again
+            elif settled or page_no == self.first or changed:
+                if changed:
+                    log.warning(
+                        "%s: the directory kept changing while pages were read again; "
+                        "the walk goes on, but users may be missing",
+                        self.provider,
+                    )
+                self.rewind = None
+                self.recent = set()
+            else:
+                self.rewind = page_no - 1
         return fresh
 
+    def _count_changed(self, page: ListPage) -> bool:
+        """Record the directory's size; return whether it changed since the last page."""
+        if not self.totals or page.total_items is None:
+            return False
+        changed = self.total is not None and page.total_items != self.total
+        self.total = page.total_items
+        return changed
+
+    def _reaches_back(self, page: ListPage) -> bool:
+        """Whether ``page`` holds a user yielded before the directory changed."""
+        seen, recent = self.seen_ids, self.recent
+        return any(user.id in seen and user.id not in recent for user in page.users)
+
     def wanted(self, page_no: int) -> bool:
-        """Whether an in-flight page is still needed (not past the known end)."""
-        return self.last is None or page_no <= self.last
+        """Whether an in-flight page is still needed (not past the known end, not dropped)."""
+        return page_no < self.next_to_schedule and (self.last is None or page_no <= self.last)
 
     @property
     def can_grow(self) -> bool:
@@ -409,6 +515,43 @@ class EmailMatcher:
 # -- shared directory logic ----------------------------------------------------
 
 
+_D = TypeVar("_D", bound="_DirectoryBase")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _scrubbed(
+    method: Callable[Concatenate[_D, _P], _R],
+) -> Callable[Concatenate[_D, _P], _R]:
+    """Every DirectoryError a public method raises leaves scrubbed (see ``_scrub``)."""
+
+    def call(self: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except DirectoryError as exc:
+            self._scrub(exc, args)
+            raise
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+def _scrubbed_async(
+    method: Callable[Concatenate[_D, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[_D, _P], Coroutine[Any, Any, _R]]:
+    """:func:`_scrubbed` for coroutine methods."""
+
+    async def call(self: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        except DirectoryError as exc:
+            self._scrub(exc, args)
+            raise
+
+    functools.update_wrapper(call, method)
+    return call
+
+
 def check_concurrency(value: object) -> int:
     """Refuse a ``concurrency`` that is not an int from 1 to 64."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
@@ -419,12 +562,29 @@ def check_concurrency(value: object) -> int:
 class _DirectoryBase:
     """What both directory kinds share: checks, filters and request building."""
 
-    def __init__(self, dialect: Dialect, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        scrubber: Scrubber | None = None,
+    ) -> None:
         self.dialect = dialect
         self.provider = dialect.name
         # for a server read at the first request (SCIM), what it announced from then on
         self.capabilities = dialect.capabilities
         self.concurrency = check_concurrency(concurrency)
+        self._scrubber = scrubber or Scrubber()
+
+    def _scrub(self, error: DirectoryError, args: tuple[Any, ...] = ()) -> None:
+        """Scrub an error leaving the directory: the credentials, and any password that
+        ``args`` (a NewUser, UserChanges) carried, then bound its texts."""
+        passwords = [
+            a.password
+            for a in args
+            if isinstance(a, (NewUser, UserChanges)) and isinstance(a.password, str)
+        ]
+        self._scrubber.plus(passwords).finish(error)
 
     def _write_options(self, version: str | None) -> dict[str, Any]:
         """The keyword arguments of a write's request: ``version`` where given."""
@@ -497,7 +657,10 @@ class _DirectoryBase:
         self, cursor: str | None, page_size: int, server: Mapping[str, str]
     ) -> Request:
         check_page_size(self.provider, page_size, self.capabilities.max_page_size)
-        return self.dialect.list_request(cursor, page_size, server)
+        return attrs.evolve(self.dialect.list_request(cursor, page_size, server), endpoint_404=True)
+
+    def _me_request(self) -> Request:
+        return attrs.evolve(self.dialect.me_request(), endpoint_404=True)
 
     def _page(self, cursor: str | None, page: ListPage, local: Mapping[str, str]) -> Page:
         users = self._keep(page.users, local)
@@ -540,7 +703,7 @@ class HttpDirectory(_DirectoryBase):
     def __init__(
         self, dialect: Dialect, engine: SyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        super().__init__(dialect, concurrency=concurrency)
+        super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -588,6 +751,7 @@ class HttpDirectory(_DirectoryBase):
 
     # -- reading -------------------------------------------------------------
 
+    @_scrubbed
     def list_page(
         self,
         cursor: str | None = None,
@@ -602,6 +766,7 @@ class HttpDirectory(_DirectoryBase):
         page = self._fetch(self._list_request(cursor, page_size, server))
         return self._page(cursor, page, local)
 
+    @_scrubbed
     def iter_users(
         self,
         *,
@@ -615,8 +780,17 @@ class HttpDirectory(_DirectoryBase):
         size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)  # validate before the generator starts
         if self.dialect.paging == "cursor":
-            return self._iter_cursor(size, server, local)
-        return self._iter_pages(size, server, local)
+            return self._scrubbed_iter(self._iter_cursor(size, server, local))
+        return self._scrubbed_iter(self._iter_pages(size, server, local))
+
+    def _scrubbed_iter(
+        self, users: Generator[DirectoryUser, None, None]
+    ) -> Generator[DirectoryUser, None, None]:
+        try:
+            yield from users
+        except DirectoryError as exc:
+            self._scrub(exc)
+            raise
 
     def _timed(self, request: Request, waits: WaitDetector) -> tuple[Any, bool]:
         """Fetch in the calling thread; also say whether the network keeps us waiting."""
@@ -639,7 +813,7 @@ class HttpDirectory(_DirectoryBase):
             cursor = plan.next_cursor(envelope)
             if cursor is not None and slow:
                 break
-            yield from self._keep(self.dialect.users_of(envelope), local)
+            yield from self._keep(plan.fresh(self.dialect.users_of(envelope), envelope), local)
             if cursor is None:
                 return
             body, slow = self._timed(self._list_request(cursor, size, server), waits)
@@ -654,11 +828,11 @@ class HttpDirectory(_DirectoryBase):
             daemon=True,
         ).start()
         try:
-            yield from self._keep(self.dialect.users_of(envelope), local)
+            yield from self._keep(plan.fresh(self.dialect.users_of(envelope), envelope), local)
             while (item := pages.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                yield from self._keep(self.dialect.users_of(item), local)
+                yield from self._keep(plan.fresh(self.dialect.users_of(item), item), local)
         finally:
             stop.set()
             with contextlib.suppress(queue.Empty):
@@ -781,20 +955,24 @@ class HttpDirectory(_DirectoryBase):
             for _, future in in_flight:
                 future.cancel()
 
+    @_scrubbed
     def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
         request = self.dialect.get_request(user_id)
         self._discover()
         return self.dialect.parse_user(self.engine.request(request))
 
+    @_scrubbed
     def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
-        return self.dialect.parse_user(self.engine.request(self.dialect.me_request()))
+        return self.dialect.parse_user(self.engine.request(self._me_request()))
 
+    @_scrubbed
     def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""
         return self.find_users_by_email([email])[email]
 
+    @_scrubbed
     def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
         """Many emails: concurrent native lookups, or one scan that stops when all match."""
         matcher = EmailMatcher(self.provider, emails)
@@ -852,12 +1030,14 @@ class HttpDirectory(_DirectoryBase):
 
     # -- writing -------------------------------------------------------------
 
+    @_scrubbed
     def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
         request = self.dialect.create_request(new_user)
         self._discover()
         return self.dialect.parse_user(self.engine.request(request))
 
+    @_scrubbed
     def update_user(
         self, user_id: str, changes: UserChanges, *, version: str | None = None
     ) -> DirectoryUser:
@@ -876,6 +1056,7 @@ class HttpDirectory(_DirectoryBase):
             return self.get_user(user_id)
         return self.dialect.parse_user(body)
 
+    @_scrubbed
     def delete_user(self, user_id: str, *, version: str | None = None) -> None:
         """Delete a user (with ``version``: only if it has not changed since)."""
         request = self.dialect.delete_request(user_id, **self._write_options(version))
@@ -889,7 +1070,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     def __init__(
         self, dialect: Dialect, engine: AsyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        super().__init__(dialect, concurrency=concurrency)
+        super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
         self._discovery_lock: asyncio.Lock | None = None
 
@@ -923,6 +1104,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     async def _fetch(self, request: Request) -> ListPage:
         return self.dialect.parse_list(await self.engine.request(request))
 
+    @_scrubbed_async
     async def list_page(
         self,
         cursor: str | None = None,
@@ -937,6 +1119,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         page = await self._fetch(self._list_request(cursor, page_size, server))
         return self._page(cursor, page, local)
 
+    @_scrubbed
     def iter_users(
         self,
         *,
@@ -946,13 +1129,25 @@ class AsyncHttpDirectory(_DirectoryBase):
     ) -> AsyncGenerator[DirectoryUser, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
         if self.dialect.discovery_request() is not None:
-            return self._iter_discovered(status, role, page_size)
+            return self._scrubbed_iter(self._iter_discovered(status, role, page_size))
         server, local = self._filters(status, role)
         size = self.capabilities.max_page_size if page_size is None else page_size
         self._list_request(None, size, server)
         if self.dialect.paging == "cursor":
-            return self._iter_cursor(size, server, local)
-        return self._iter_pages(size, server, local)
+            return self._scrubbed_iter(self._iter_cursor(size, server, local))
+        return self._scrubbed_iter(self._iter_pages(size, server, local))
+
+    async def _scrubbed_iter(
+        self, users: AsyncGenerator[DirectoryUser, None]
+    ) -> AsyncGenerator[DirectoryUser, None]:
+        try:
+            async for user in users:
+                yield user
+        except DirectoryError as exc:
+            self._scrub(exc)
+            raise
+        finally:
+            await users.aclose()
 
     async def _iter_discovered(
         self, status: UserStatus | str | None, role: str | None, page_size: int | None
@@ -992,7 +1187,9 @@ class AsyncHttpDirectory(_DirectoryBase):
                 if task is not None:
                     assert next_request is not None
                     request = next_request
-                for user in self._keep(self.dialect.users_of(envelope), local):
+                for user in self._keep(
+                    plan.fresh(self.dialect.users_of(envelope), envelope), local
+                ):
                     yield user
         finally:
             if task is not None:
@@ -1039,21 +1236,24 @@ class AsyncHttpDirectory(_DirectoryBase):
             for _, task in in_flight:
                 await _cancel(task)
 
+    @_scrubbed_async
     async def get_user(self, user_id: str) -> DirectoryUser:
         """One user by id; raises :class:`~userdir.UserNotFoundError`."""
         request = self.dialect.get_request(user_id)
         await self._discover()
         return self.dialect.parse_user(await self.engine.request(request))
 
+    @_scrubbed_async
     async def me(self) -> DirectoryUser:
         """The token's own user (Notion's bot); unsupported elsewhere."""
-        request = self.dialect.me_request()
-        return self.dialect.parse_user(await self.engine.request(request))
+        return self.dialect.parse_user(await self.engine.request(self._me_request()))
 
+    @_scrubbed_async
     async def find_user_by_email(self, email: str) -> DirectoryUser | None:
         """The user with this email, or None: one request where native, else a scan."""
         return (await self.find_users_by_email([email]))[email]
 
+    @_scrubbed_async
     async def find_users_by_email(self, emails: Iterable[str]) -> dict[str, DirectoryUser | None]:
         """Many emails: concurrent native lookups, or one scan that stops when all match."""
         matcher = EmailMatcher(self.provider, emails)
@@ -1113,12 +1313,14 @@ class AsyncHttpDirectory(_DirectoryBase):
             return users
         return [u for b in self._halves(group) for u in await self._batch(*b)]
 
+    @_scrubbed_async
     async def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
         request = self.dialect.create_request(new_user)
         await self._discover()
         return self.dialect.parse_user(await self.engine.request(request))
 
+    @_scrubbed_async
     async def update_user(
         self, user_id: str, changes: UserChanges, *, version: str | None = None
     ) -> DirectoryUser:
@@ -1137,6 +1339,7 @@ class AsyncHttpDirectory(_DirectoryBase):
             return await self.get_user(user_id)
         return self.dialect.parse_user(body)
 
+    @_scrubbed_async
     async def delete_user(self, user_id: str, *, version: str | None = None) -> None:
         """Delete a user (with ``version``: only if it has not changed since)."""
         request = self.dialect.delete_request(user_id, **self._write_options(version))

@@ -18,10 +18,13 @@ The hierarchy::
         ├── AuthenticationError      401
         ├── PermissionDeniedError    403
         ├── UserNotFoundError        404, and the org API's "not found" 400
+        ├── EndpointNotFoundError    404 from a listing or me(), Notion's invalid_request_url:
+        │                            the URL is wrong (base_url?)
         ├── ConflictError            409
         │   └── PreconditionFailedError  412: the user changed since the version given
         ├── RateLimitedError         429 (``retry_after`` in seconds, if the service said)
-        └── ServerError              5xx, including Notion's 529
+        ├── ServerError              5xx, including Notion's 529
+        └── RedirectError            3xx: redirects are never followed (``location``)
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DirectoryError",
+    "EndpointNotFoundError",
     "InvalidArgumentError",
     "InvalidRequestError",
     "MalformedResponseError",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "RateLimitedError",
+    "RedirectError",
     "ServerError",
     "TransportError",
     "UnsupportedOperationError",
@@ -47,7 +52,14 @@ __all__ = [
 
 
 class DirectoryError(Exception):
-    """Base of every error ``userdir`` raises."""
+    """Base of every error ``userdir`` raises.
+
+    After retries, ``attempts`` says how many were made and ``host`` where to (both
+    also in ``str()``); otherwise they are None.
+    """
+
+    attempts: int | None = None
+    host: str | None = None
 
     def __init__(
         self,
@@ -86,11 +98,13 @@ class DirectoryError(Exception):
         line = f"{head}: {text}" if head else text
         if self.request_id:
             line += f" (request_id={self.request_id})"
+        if self.attempts is not None and self.attempts > 1:
+            line += f" (gave up after {self.attempts} attempts to {self.host})"
         return line
 
     def __repr__(self) -> str:
         fields = [f"message={self.message!r}"]
-        for name in ("provider", "status_code", "code", "request_id"):
+        for name in ("provider", "status_code", "code", "request_id", "attempts", "host"):
             value = getattr(self, name)
             if value is not None:
                 fields.append(f"{name}={value!r}")
@@ -127,6 +141,8 @@ class TransportError(DirectoryError):
     """
 
     request_not_sent: bool = False
+    # Our own side could not write the request (an illegal header): never retried.
+    _local: bool = False
 
 
 class MalformedResponseError(DirectoryError):
@@ -158,6 +174,26 @@ class UserNotFoundError(APIError):
     """No such user (404, or the org API's "not found" 400)."""
 
 
+class EndpointNotFoundError(APIError):
+    """A listing or ``me()`` got a 404: the endpoint, not a user, is missing.
+
+    Usually a wrong ``base_url`` (one that repeats the API's own path, such as
+    ``/api/v1``). ``endpoint`` names the request, e.g. ``"GET /api/v1/api/v1/users"``;
+    ``str()`` says it, ``message`` stays the service's own.
+    """
+
+    endpoint: str | None = None
+
+    def __str__(self) -> str:
+        line = super().__str__()
+        if self.endpoint:
+            line += (
+                f" — no such endpoint: {self.endpoint} (is base_url right? it should not "
+                "repeat the API's own path)"
+            )
+        return line
+
+
 class ConflictError(APIError):
     """The request conflicts with the directory's state, e.g. an email in use (409)."""
 
@@ -177,6 +213,17 @@ class RateLimitedError(APIError):
 
 class ServerError(APIError):
     """The service failed (5xx, Notion's 529)."""
+
+
+class RedirectError(APIError):
+    """The service answered with a redirect (3xx), which ``userdir`` never follows.
+
+    ``location`` is where it pointed, without user-info, query or fragment (None when
+    the answer had no ``Location``). Usually a wrong ``base_url`` (``http`` for ``https``,
+    a missing path) or a proxy's login page.
+    """
+
+    location: str | None = None
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

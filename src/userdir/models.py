@@ -294,6 +294,10 @@ class Capabilities:
     ``email_lookup`` is ``"native"`` when the service looks an email up itself and
     ``"scan"`` when the library has to walk the directory. ``server_filters`` names the
     ``iter_users`` filters the service applies itself; the rest are applied client-side.
+    ``user_status`` is False when the service does not say whether a user is active
+    (every user's ``status`` is ``UNKNOWN``, so filtering by status means nothing).
+    ``create_requires`` names the :class:`NewUser` fields ``create_user`` needs here
+    (e.g. ``password`` for REST); a missing one is refused before anything is sent.
     ``etag`` is True when writes can be made conditional on a user's ``version``
     (``update_user(..., version=...)``, ``delete_user(..., version=...)``).
     """
@@ -308,6 +312,8 @@ class Capabilities:
     server_filters: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
     paging: str = "cursor"
     max_page_size: int = 100
+    user_status: bool = True
+    create_requires: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
     etag: bool = False
 
     @property
@@ -319,4 +325,5 @@ class Capabilities:
         """A JSON-ready dict."""
         out = attrs.asdict(self)
         out["server_filters"] = sorted(self.server_filters)
+        out["create_requires"] = sorted(self.create_requires)
         return out

@@ -9,9 +9,9 @@ parties publish one under the entry-point group ``userdir.providers`` or call
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -19,7 +19,14 @@ from typing import Any
 import attrs
 import httpx
 
-from ._http import DEFAULT_MAX_RESPONSE_BYTES, AsyncEngine, Retries, SyncEngine
+from ._hints import did_you_mean
+from ._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AsyncEngine,
+    Retries,
+    SyncEngine,
+    plain_http_warning,
+)
 from .directory import (
     DEFAULT_CONCURRENCY,
     AsyncHttpDirectory,
@@ -163,10 +170,9 @@ def get_provider(name: str) -> DialectFactory:
     """The dialect factory for ``name``; ``ConfigError`` listing the known ones if none."""
     known = _all()
     if name not in known:
-        hint = difflib.get_close_matches(str(name), known, n=1)
-        suggestion = f" — did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"unknown provider {name!r}{suggestion} (known: {', '.join(sorted(known))})"
+            f"unknown provider {name!r}{did_you_mean(name, known)} "
+            f"(known: {', '.join(sorted(known))})"
         )
     factory = known[name][0]
     return factory.load() if isinstance(factory, _LazyEntryPoint) else factory
@@ -219,11 +225,11 @@ def make_dialect(provider: str, options: Mapping[str, Any]) -> Dialect:
     if not var_kw:
         for key in options:
             if key not in names:
-                allowed = sorted(set(names) | COMMON_OPTIONS)
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                suggestion = f" — did you mean {hint[0]!r}?" if hint else ""
+                # transport= takes a Python object: no config file can set it
+                allowed = sorted((set(names) | COMMON_OPTIONS) - {"transport"})
                 raise ConfigError(
-                    f"unknown option {key!r} for provider {provider!r}{suggestion} "
+                    f"unknown option {key!r} for provider {provider!r}"
+                    f"{did_you_mean(key, allowed)} "
                     f"(options: {', '.join(allowed)})"
                 )
     missing = [name for name in required if name not in options]
@@ -260,6 +266,14 @@ def _parts(
     return dialect, engine
 
 
+def _warn_plain_http(dialect: Dialect, engine: dict[str, Any]) -> None:
+    """One UserWarning per directory whose credentials would travel unencrypted."""
+    warning = plain_http_warning(dialect.base_url, bool(engine["auth_headers"]))
+    if warning is not None:
+        # stacklevel 3: the code that called connect() or connect_async()
+        warnings.warn(f"{dialect.name}: {warning}", UserWarning, stacklevel=3)
+
+
 def connect(
     provider: str,
     *,
@@ -290,6 +304,7 @@ def connect(
             "transport": transport,
         },
     )
+    _warn_plain_http(dialect, engine)
     return HttpDirectory(dialect, SyncEngine(**engine), concurrency=concurrency)
 
 
@@ -319,4 +334,5 @@ def connect_async(
             "transport": transport,
         },
     )
+    _warn_plain_http(dialect, engine)
     return AsyncHttpDirectory(dialect, AsyncEngine(**engine), concurrency=concurrency)

@@ -19,6 +19,7 @@ import cattrs
 import httpx
 
 from .._http import Request, redact_url
+from .._secrets import quote
 from ..emails import email_key
 from ..errors import (
     APIError,
@@ -80,6 +81,7 @@ class Envelope:
     next_cursor: str | None = None
     total_pages: int | None = None
     mapped: bool = False  # items are DirectoryUsers already (a dialect with parse_list only)
+    total_items: int | None = None
 
 
 @attrs.frozen
@@ -87,13 +89,15 @@ class ListPage:
     """One parsed list answer, before the pagination strategy looks at it.
 
     ``next_cursor`` is used by cursor paging; ``total_pages`` by page numbers with
-    totals; ``has_more`` by all.
+    totals; ``has_more`` by all. ``total_items`` (how many users the directory holds,
+    where the service says) lets a page-number walk see the directory change.
     """
 
     users: list[DirectoryUser]
     has_more: bool
     next_cursor: str | None = None
     total_pages: int | None = None
+    total_items: int | None = None
 
 
 class Dialect:
@@ -139,7 +143,14 @@ class Dialect:
         if type(self).parse_list is Dialect.parse_list:
             raise NotImplementedError("a dialect implements parse_envelope or parse_list")
         page = self.parse_list(body)
-        return Envelope(list(page.users), page.has_more, page.next_cursor, page.total_pages, True)
+        return Envelope(
+            list(page.users),
+            page.has_more,
+            page.next_cursor,
+            page.total_pages,
+            True,
+            page.total_items,
+        )
 
     @staticmethod
     def parse_item(payload: Any, what: str = "user") -> DirectoryUser:
@@ -181,6 +192,7 @@ class Dialect:
             envelope.has_more,
             envelope.next_cursor,
             envelope.total_pages,
+            envelope.total_items,
         )
 
     def get_request(self, user_id: str) -> Request:
@@ -279,7 +291,8 @@ def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str |
 
     Understands ``{"code", "message"}``, ``{"error": "text"}``,
     ``{"error": {"code", "message"}}`` and ``{"detail": ...}``. A body that is not
-    JSON gives ``(None, None, request_id-from-headers)``.
+    JSON gives ``(None, None, request_id-from-headers)``. The texts come whole, as the
+    service sent them: the engine scrubs them before it bounds their length.
     """
     request_id = headers.get("x-request-id")
     try:
@@ -306,16 +319,16 @@ def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str |
         request_id = rid
     return (
         _one_line(code),
-        message[:2000] if isinstance(message, str) else None,
+        message if isinstance(message, str) else None,
         _one_line(request_id),
     )
 
 
-def _one_line(value: object, limit: int = 200) -> str | None:
-    """A code or request id as the service sent it, on one line and of bounded length."""
+def _one_line(value: object) -> str | None:
+    """A code or request id as the service sent it, on one line (None if empty)."""
     if not isinstance(value, str):
         return None
-    return " ".join(value.split())[:limit] or None
+    return " ".join(value.split()) or None
 
 
 def check_id(provider: str, user_id: object) -> str:
@@ -479,7 +492,7 @@ def map_payload(
         else:
             details = f"{what}: {exc}"
         raise MalformedResponseError(
-            f"cannot map the answer: {details}"[:1000], provider=provider
+            f"cannot map the answer: {details}", provider=provider
         ) from None
     except RecursionError:
         raise MalformedResponseError(f"{what}: nested too deeply", provider=provider) from None
@@ -503,7 +516,7 @@ def _json_type(value: Any) -> str:
 def describe(value: Any) -> str:
     """A short description of a JSON value for a message: never its full text."""
     if isinstance(value, str):
-        return repr(value[:40])
+        return quote(value)
     return _json_type(value)
 
 

@@ -14,10 +14,12 @@ import attrs
 import httpx
 
 from .._http import Request, redact_url
+from .._secrets import check_credential
 from ..errors import (
     APIError,
     AuthenticationError,
     ConflictError,
+    EndpointNotFoundError,
     InvalidArgumentError,
     InvalidRequestError,
     MalformedResponseError,
@@ -64,7 +66,7 @@ ERROR_CODES: Mapping[str, type[APIError]] = {
     "validation_error": InvalidRequestError,
     "invalid_request": InvalidRequestError,
     "invalid_json": InvalidRequestError,
-    "invalid_request_url": InvalidRequestError,
+    "invalid_request_url": EndpointNotFoundError,
     "missing_version": InvalidRequestError,
     "conflict_error": ConflictError,
     "rate_limited": RateLimitedError,
@@ -204,7 +206,7 @@ def _finish(native: NotionUser, raw: Mapping[str, Any], what: str) -> DirectoryU
     require_id(NotionDialect.name, native.id, what)
     if native.object != "user":
         raise MalformedResponseError(
-            f"{what}: expected object 'user', got {native.object[:40]!r}",
+            f"{what}: expected object 'user', got {describe(native.object)}",
             provider=NotionDialect.name,
         )
     extra: dict[str, Any] = {}
@@ -258,7 +260,7 @@ class NotionDialect(Dialect):
 
     name: ClassVar[str] = "notion"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        email_lookup="scan", me=True, paging="cursor", max_page_size=100
+        email_lookup="scan", me=True, paging="cursor", max_page_size=100, user_status=False
     )
     paging = "cursor"
     items_key = "results"
@@ -272,6 +274,7 @@ class NotionDialect(Dialect):
             raise InvalidArgumentError(
                 "notion needs token= (an integration token)", provider="notion"
             )
+        self.token = check_credential(self.name, "token", self.token)
         if not isinstance(self.notion_version, str) or not self.notion_version.strip():
             raise InvalidArgumentError(
                 "notion_version= must be a non-empty string", provider="notion"

@@ -14,6 +14,7 @@ import attrs
 import httpx
 
 from .._http import Request
+from .._secrets import check_credential
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
 from ..models import _EMPTY, Capabilities, DirectoryUser
 from ._base import (
@@ -151,7 +152,7 @@ class OrgApiDialect(Dialect):
 
     name: ClassVar[str] = "org_api"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        email_lookup="native", paging="pages_has_more", max_page_size=100
+        email_lookup="native", paging="pages_has_more", max_page_size=100, user_status=False
     )
     paging = "pages_has_more"
     first_page = 0
@@ -165,6 +166,7 @@ class OrgApiDialect(Dialect):
             raise InvalidArgumentError(
                 "org_api needs api_key= (the org API key)", provider=self.name
             )
+        self.api_key = check_credential(self.name, "api_key", self.api_key)
 
     def auth_headers(self) -> dict[str, str]:
         """The bare key: ``Authorization: <api key>``, never ``Bearer``."""

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .._http import Request
+from .._secrets import check_credential
 from ..errors import InvalidArgumentError
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
 from ._base import (
@@ -202,6 +203,7 @@ class RestDialect(Dialect):
         server_filters=frozenset({"status", "role"}),
         paging="pages_total",
         max_page_size=100,
+        create_requires=frozenset({"email", "name", "password"}),
     )
     paging = "pages_total"
     first_page = 1
@@ -213,6 +215,7 @@ class RestDialect(Dialect):
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
             raise InvalidArgumentError("rest needs token= (a bearer token)", provider=self.name)
+        self.token = check_credential(self.name, "token", self.token)
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <token>``."""
@@ -241,7 +244,10 @@ class RestDialect(Dialect):
                 raise self.malformed(f"list answer.meta.{key}: expected a non-negative integer")
         assert isinstance(page, int)
         assert isinstance(pages, int)
-        return Envelope(items, page < pages, None, pages)
+        total = meta.get("total")
+        if total is not None and (type(total) is not int or total < 0):
+            raise self.malformed("list answer.meta.total: expected a non-negative integer")
+        return Envelope(items, page < pages, None, pages, total_items=total)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /api/v1/users/{user_id}``."""
@@ -258,6 +264,15 @@ class RestDialect(Dialect):
         """``POST /api/v1/users`` with email, name, role, password and settings as given."""
         if not isinstance(new_user, NewUser):
             raise InvalidArgumentError("create_user takes a userdir.NewUser", provider=self.name)
+        missing = [
+            f for f in sorted(self.capabilities.create_requires) if getattr(new_user, f) is None
+        ]
+        if missing:
+            raise InvalidArgumentError(
+                f"create_user: the {self.name} provider requires NewUser field(s): "
+                f"{', '.join(missing)}",
+                provider=self.name,
+            )
         body: dict[str, Any] = {
             "email": check_email(self.name, new_user.email),
             "name": new_user.name,
