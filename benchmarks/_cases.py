@@ -18,6 +18,7 @@ import userdir
 from ._baselines import PAGE_SIZE, BareLoop, notion_client_lister
 from ._measure import Contender, Series, compare
 from ._report import Row, fmt_seconds
+from ._scim import scim_emails_case, scim_listing_case
 from ._server import EmulatorServer
 
 __all__ = ["CASES", "Case", "Config"]
@@ -419,5 +420,15 @@ CASES: dict[str, Case] = {
         Case("emails", "5: 1,000 emails by find_users_by_email vs one scan", emails_case),
         Case("federation", "6: Federation.find vs the slowest directory alone", federation_case),
         Case("memory", "7: memory growth while counting 100,000 users", memory_case),
+        Case(
+            "scim",
+            "16a: SCIM listing capped at 100/page, userdir >= 6x the startIndex loop",
+            scim_listing_case,
+        ),
+        Case(
+            "scim_emails",
+            "16b: 1,000 emails on SCIM, at most 1/5 of one request per email",
+            scim_emails_case,
+        ),
     )
 }

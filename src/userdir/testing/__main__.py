@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from ._base import Emulator
 from ._demo import seed_demo
@@ -102,6 +103,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         + ", ".join(f"{value} for {name}" for name, (_, value) in DEFAULT_CREDENTIALS.items())
         + ")",
     )
+    serve.add_argument(
+        "--max-results",
+        type=int,
+        default=None,
+        metavar="N",
+        help="scim: the cap on every page (filter.maxResults; default 1000)",
+    )
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"(default {DEFAULT_HOST})")
     serve.add_argument(
         "--port", type=int, default=0, help="port of the first service (default 0: a free port)"
@@ -114,9 +122,10 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
 def _build(service: str, args: argparse.Namespace) -> Emulator:
     cls = EMULATORS[service]
-    emulator = (
-        cls(latency=args.latency) if args.token is None else cls(args.token, latency=args.latency)
-    )
+    options: dict[str, Any] = {"latency": args.latency}
+    if cls is ScimEmulator and args.max_results is not None:
+        options["max_results"] = args.max_results
+    emulator = cls(**options) if args.token is None else cls(args.token, **options)
     if args.company == "demo":
         seed_demo(emulator)
     if args.users:
@@ -143,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--users must be >= 0")
     if args.latency < 0:
         parser.error("--latency must be >= 0")
+    if args.max_results is not None and args.max_results < 1:
+        parser.error("--max-results must be >= 1")
     if args.port and not 0 < args.port <= MAX_PORT - len(services) + 1:
         parser.error(
             f"--port must be 0, or 1 to {MAX_PORT - len(services) + 1} for {len(services)} services"
