@@ -1023,7 +1023,7 @@ class HttpDirectory(_DirectoryBase):
             if not self.dialect.lookup_refused(exc):
                 raise
             return [u for b in self.dialect.lookup_batches(group) for u in self._batch(*b)]
-        users, complete = self.dialect.parse_lookup(body)
+        users, complete = self.dialect.parse_batch(body)
         if complete or len(group) == 1:
             return users
         return [u for b in self._halves(group) for u in self._batch(*b)]
@@ -1308,7 +1308,7 @@ class AsyncHttpDirectory(_DirectoryBase):
             if not self.dialect.lookup_refused(exc):
                 raise
             return [u for b in self.dialect.lookup_batches(group) for u in await self._batch(*b)]
-        users, complete = self.dialect.parse_lookup(body)
+        users, complete = self.dialect.parse_batch(body)
         if complete or len(group) == 1:
             return users
         return [u for b in self._halves(group) for u in await self._batch(*b)]

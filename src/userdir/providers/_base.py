@@ -225,7 +225,7 @@ class Dialect:
         """Requests that each find several emails (where ``email_lookup == "batch"``)."""
         raise self.unsupported("find_users_by_email (batch)")
 
-    def parse_lookup(self, body: Any) -> tuple[list[DirectoryUser], bool]:
+    def parse_batch(self, body: Any) -> tuple[list[DirectoryUser], bool]:
         """The users a batch found, and whether that is all (False: the page was capped)."""
         raise self.unsupported("find_users_by_email (batch)")
 

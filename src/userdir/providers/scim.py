@@ -691,7 +691,7 @@ class ScimDialect(Dialect):
             out.append((group, Request("GET", ("Users",), params)))
         return out
 
-    def parse_lookup(self, body: Any) -> tuple[list[DirectoryUser], bool]:
+    def parse_batch(self, body: Any) -> tuple[list[DirectoryUser], bool]:
         """The users a lookup found, and whether that is all of them (not capped)."""
         _, items, total = list_response(body)
         users = [parse_scim_user(item, f"Resources[{i}]") for i, item in enumerate(items)]
