@@ -6,7 +6,7 @@ Once every emulator listens, prints one line per emulator and nothing else::
 
 (the base URL, the provider, and the ``connect()`` option with the credential the server
 accepts), then serves until SIGTERM or SIGINT and exits with status 0. With no service
-named, notion, org_api and rest are served. ``--company demo`` seeds each with its share of the
+named, all of them are served. ``--company demo`` seeds each with its share of the
 fictional company of ``userdir demo``.
 """
 
@@ -34,9 +34,6 @@ EMULATORS: dict[str, type[NotionEmulator | OrgApiEmulator | RestEmulator | ScimE
     "rest": RestEmulator,
     "scim": ScimEmulator,
 }
-#: What ``serve`` with no service named serves (SCIM only when named, until the demo
-#: company has a SCIM share).
-DEFAULT_SERVICES = ("notion", "org_api", "rest")
 #: The ``connect()`` option and credential each emulator accepts unless ``--token`` says
 #: otherwise (its constructor's default), e.g. ``{"notion": ("token", "test-token")}``.
 DEFAULT_CREDENTIALS: dict[str, tuple[str, str]] = {
@@ -82,7 +79,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "services",
         nargs="*",
         metavar="SERVICE",
-        help="notion, org_api, rest or scim (default: notion, org_api and rest)",
+        help="notion, org_api, rest or scim (default: all of them)",
     )
     serve.add_argument(
         "--company",
@@ -144,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and serve until told to stop."""
     top, parser = _parsers()
     args = top.parse_args(argv)
-    services: list[str] = list(dict.fromkeys(args.services or DEFAULT_SERVICES))
+    services: list[str] = list(dict.fromkeys(args.services or EMULATORS))
     unknown = [name for name in services if name not in EMULATORS]
     if unknown:
         parser.error(f"unknown service {unknown[0]!r} (choose from {', '.join(EMULATORS)})")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..models import UserStatus
 from . import _names
-from ._base import Emulator, Reply, bearer_ok, json_bytes, parse_int
+from ._base import Emulator, Reply, bearer_ok, checked_status, json_bytes, parse_int
 from ._scim_protocol import (
     ENTERPRISE,
     RESOURCE_TYPES,
@@ -231,7 +231,7 @@ class ScimEmulator(Emulator):
         ``manager`` (an id) and ``employee_number`` go to the enterprise extension;
         ``attributes`` adds any other SCIM attributes as given.
         """
-        status = UserStatus(status).value if status is not None else "unknown"
+        status = checked_status(status) or "unknown"
         if status == "pending":
             raise ValueError(
                 "SCIM has no pending state: status must be active, inactive or unknown"
