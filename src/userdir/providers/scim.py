@@ -30,7 +30,7 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
-from ._base import PERSON, Dialect, Envelope, check_email, check_id
+from ._base import PERSON, Dialect, Envelope, _one_line, check_email, check_id
 from ._fields import Fields, nesting_exceeds
 
 __all__ = [
@@ -378,12 +378,6 @@ def _status_number(value: Any) -> int | None:
     return None
 
 
-def _one_line(value: Any, limit: int) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return " ".join(value.split())[:limit] or None
-
-
 def parse_scim_error(body: bytes) -> ScimError | None:
     """The SCIM error in an error answer's body, or None when there is none.
 
@@ -405,7 +399,7 @@ def parse_scim_error(body: bytes) -> ScimError | None:
             data = inner
     return ScimError(
         _status_number(data.get("status")),
-        _one_line(data.get("scimType"), 100),
+        _one_line(data.get("scimType")),
         data["detail"][:2000] if isinstance(data.get("detail"), str) else None,
     )
 
@@ -758,7 +752,7 @@ class ScimDialect(Dialect):
             provider=NAME,
             status_code=status,
             code=error.scim_type,
-            request_id=_one_line(headers.get("x-request-id"), 200),
+            request_id=_one_line(headers.get("x-request-id")),
         )
 
 
