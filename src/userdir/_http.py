@@ -15,9 +15,11 @@ import ipaddress
 import json
 import logging
 import math
+import random
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
@@ -27,10 +29,12 @@ import attrs
 import httpx
 import stamina
 
+from ._inflate import ACCEPT_ENCODING, Inflater, UnsupportedEncoding
 from ._secrets import Scrubber
 from ._version import __version__
 from .errors import (
     APIError,
+    DirectoryClosedError,
     DirectoryError,
     EndpointNotFoundError,
     InvalidArgumentError,
@@ -183,6 +187,10 @@ def _check_retry_field(_instance: object, attribute: attrs.Attribute[Any], value
 class Retries:
     """The retry policy: at most ``attempts`` tries within ``timeout`` seconds in all.
 
+    ``timeout`` is the whole call's budget: the attempts, the reading of their answers
+    and the waits between them (it also bounds a call made with ``retries=False``, at
+    its default). A wait that would reach the end of the budget is not taken: the last
+    error is raised at once.
     ``max_retry_after`` caps how long a ``Retry-After`` answer may make us wait.
     ``wait_initial``/``wait_max`` shape the exponential backoff (with jitter) used
     when the service does not say how long to wait. Every field is checked when the
@@ -376,7 +384,13 @@ def _merge_headers(
     protected = {name.lower() for name in auth_headers}
     if url_auth:
         protected.add("authorization")
-    merged = httpx.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    merged = httpx.Headers(
+        {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,  # what the engine decodes itself
+        }
+    )
     for name, value in (headers or {}).items():
         if not _HEADER_NAME.fullmatch(name):
             raise InvalidArgumentError(
@@ -475,6 +489,8 @@ class _EngineBase:
             base_url = redact_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.retries = Retries.coerce(retries)
+        self.budget = (self.retries or Retries()).timeout
+        self.closed = False
         if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
             raise InvalidArgumentError("max_response_bytes must be an int", provider=provider)
         if max_response_bytes < 1:
@@ -513,12 +529,16 @@ class _EngineBase:
     def url_path(self, request: Request) -> str:
         return "/" + "/".join(encode_segment(s) for s in request.path)
 
-    def build(self, client: httpx.Client | httpx.AsyncClient, request: Request) -> httpx.Request:
+    def build(
+        self, client: httpx.Client | httpx.AsyncClient, request: Request, deadline: float
+    ) -> httpx.Request:
+        """The httpx request, its timeouts cut to what is left of the call's budget."""
+        left = self.time_left(request, deadline, sent=False)
         try:
             url = self.base_url + self.url_path(request)
             if request.params:  # encoded here: a third of the cost of httpx's params=
                 url += "?" + encode_query(request.params)
-            return client.build_request(
+            http_request = client.build_request(
                 request.method, url, json=request.json, headers=request.headers or None
             )
         except (ValueError, TypeError) as exc:
@@ -529,47 +549,123 @@ class _EngineBase:
                 f"an argument cannot be sent ({type(exc).__name__})",
                 provider=self.provider,
             ) from None
+        timeout = self.timeout
+        http_request.extensions["timeout"] = {
+            "connect": _at_most(timeout.connect, left),
+            "read": _at_most(timeout.read, left),
+            "write": _at_most(timeout.write, left),
+            "pool": _at_most(timeout.pool, left),
+        }
+        return http_request
+
+    # -- deadlines and closing ----------------------------------------------
+
+    def deadline(self) -> float:
+        """When a call starting now must be over (``time.monotonic()`` clock)."""
+        return time.monotonic() + self.budget
+
+    def time_left(self, request: Request, deadline: float, *, sent: bool = True) -> float:
+        """Seconds left of the call's budget; raises once it is spent or we are closed."""
+        if self.closed:
+            raise self.closed_error()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            err = TransportError(
+                f"{request.method} {self.url_path(request)} did not finish within its "
+                f"time budget of {self.budget:g} s (Retries.timeout)",
+                provider=self.provider,
+            )
+            err.request_not_sent = not sent
+            raise err
+        return left
+
+    def closed_error(self) -> DirectoryClosedError:
+        return DirectoryClosedError("directory closed", provider=self.provider)
+
+    def failure(self, request: Request, exc: Exception, attempt: int) -> Exception:
+        """The userdir error for whatever ended an attempt."""
+        if self.closed:  # the connections went away under it: that is all it says
+            return exc if isinstance(exc, DirectoryClosedError) else self.closed_error()
+        if isinstance(exc, DirectoryError):
+            return exc
+        if isinstance(exc, httpx.TransportError):
+            self.log_transport_error(request, exc, attempt)
+            return self.transport_error(exc, request)
+        if isinstance(exc, UnsupportedEncoding):
+            detail = self.scrubber(str(exc))
+        elif isinstance(exc, (httpx.HTTPError, zlib.error)):
+            detail = f"the body does not decode ({type(exc).__name__})"
+        else:
+            return exc
+        return MalformedResponseError(
+            f"{request.method} {self.url_path(request)}: {detail}", provider=self.provider
+        )
+
+    def reader(self, request: Request, response: httpx.Response, deadline: float) -> _Body:
+        """Collects an answer's raw chunks: decoded, capped and timed as they come."""
+        self.check_length(response, request)
+        # An in-process transport may hand over an answer httpx has read (and decoded).
+        encoding = None if response.is_stream_consumed else response.headers.get("content-encoding")
+        return _Body(self, request, Inflater(encoding), deadline)
 
     # -- retry policy -------------------------------------------------------
 
-    def retry_hook(self, request: Request) -> Callable[[Exception], bool | float]:
-        """Decide, for one request, whether an error is retried and after how long."""
+    def retry_hook(self, request: Request, deadline: float) -> Callable[[Exception], bool | float]:
+        """Decide, for one request, whether an error is retried and after how long.
+
+        The wait is the service's ``Retry-After`` (capped) or a jittered exponential
+        backoff; one that would reach ``deadline`` is not taken, nor is any once closed.
+        """
         policy = self.retries
         assert policy is not None
+        failures = 0
 
         def hook(exc: Exception) -> bool | float:
+            nonlocal failures
+            failures += 1
+            if self.closed:
+                return False
             if isinstance(exc, RateLimitedError) or (
                 request.idempotent and isinstance(exc, ServerError)
             ):
                 if exc.retry_after is not None:
-                    return min(exc.retry_after, policy.max_retry_after)
-                return True
-            if isinstance(exc, TransportError) and not exc._local:
-                return request.idempotent or exc.request_not_sent
-            return False
+                    wait = min(exc.retry_after, policy.max_retry_after)
+                else:
+                    wait = _backoff(policy, failures)
+            elif (
+                isinstance(exc, TransportError)
+                and not exc._local
+                and (request.idempotent or exc.request_not_sent)
+            ):
+                wait = _backoff(policy, failures)
+            else:
+                return False
+            if time.monotonic() + wait >= deadline:
+                return False
+            return wait
 
         return hook
 
-    def retry_context(self, request: Request, spent: float) -> Any:
-        """Stamina's attempts for a request whose first attempt failed ``spent`` ago.
+    def retry_context(self, request: Request, deadline: float) -> Any:
+        """Stamina's attempts for a request whose first attempt failed.
 
         The first attempt runs outside stamina, which then costs nothing when it succeeds
         (nearly always); its failure is raised again as stamina's attempt 1, so attempts,
-        backoff, the time budget and instrumentation all stay stamina's.
+        waiting and instrumentation all stay stamina's. The time budget is the hook's.
         """
         policy = self.retries
         assert policy is not None
         return stamina.retry_context(
-            on=self.retry_hook(request),
+            on=self.retry_hook(request, deadline),
             attempts=policy.attempts,
-            timeout=max(0.0, policy.timeout - spent),
+            timeout=None,
             wait_initial=policy.wait_initial,
             wait_max=policy.wait_max,
         )
 
-    def may_retry(self, request: Request, exc: Exception) -> bool:
+    def may_retry(self, request: Request, exc: Exception, deadline: float) -> bool:
         """Whether a failed first attempt goes on to stamina's retries."""
-        return self.retries is not None and self.retry_hook(request)(exc) is not False
+        return self.retries is not None and self.retry_hook(request, deadline)(exc) is not False
 
     # -- answers ------------------------------------------------------------
 
@@ -728,6 +824,53 @@ class _EngineBase:
         )
 
 
+class _Body:
+    """One answer's body as it arrives: decoded step by step, each step counted against
+    ``max_response_bytes`` before the next is made, and the call's deadline checked."""
+
+    __slots__ = ("chunks", "deadline", "engine", "inflater", "request", "size")
+
+    def __init__(
+        self, engine: _EngineBase, request: Request, inflater: Inflater, deadline: float
+    ) -> None:
+        self.engine = engine
+        self.request = request
+        self.inflater = inflater
+        self.deadline = deadline
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def feed(self, raw: bytes) -> None:
+        """Take one raw chunk off the wire."""
+        for piece in self.inflater.feed(raw):
+            self._add(piece)
+        self.engine.time_left(self.request, self.deadline)
+
+    def end(self) -> bytes:
+        """The whole decoded body, once the raw one has ended."""
+        for piece in self.inflater.flush():
+            self._add(piece)
+        return b"".join(self.chunks)
+
+    def _add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.engine.max_response_bytes:
+            self.engine.too_large(self.request)
+        self.chunks.append(piece)
+
+
+def _at_most(timeout: float | None, left: float) -> float:
+    return left if timeout is None else min(timeout, left)
+
+
+def _backoff(policy: Retries, failures: int) -> float:
+    """Stamina's exponential backoff with up to a second of jitter (none when testing)."""
+    if stamina.is_testing():
+        return 0.0
+    wait = policy.wait_initial * 2.0 ** min(failures - 1, 64) + random.uniform(0, 1.0)
+    return float(min(policy.wait_max, wait))
+
+
 def _client_kwargs(engine: _EngineBase) -> dict[str, Any]:
     return {
         "headers": engine._client_headers,
@@ -745,7 +888,8 @@ class SyncEngine(_EngineBase):
         self._client = httpx.Client(transport=transport, **_client_kwargs(self))
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; requests in flight end with DirectoryClosedError."""
+        self.closed = True
         self._client.close()
 
     def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
@@ -760,18 +904,18 @@ class SyncEngine(_EngineBase):
     def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
         """:meth:`request` without the JSON decoding: the successful answer, as sent."""
         sent = _once_only(on_sent)
-        began = time.monotonic()
+        deadline = self.deadline()
         first: Exception | None = None
         try:
             try:
-                return self._once(request, 1, sent)
+                return self._once(request, 1, sent, deadline)
             except Exception as exc:
-                if not self.may_retry(request, exc):
+                if not self.may_retry(request, exc, deadline):
                     raise
                 first = exc
             cause, attempts, quiet = first, 1, _RETRYING.set(True)
             try:
-                for attempt in self.retry_context(request, time.monotonic() - began):
+                for attempt in self.retry_context(request, deadline):
                     with attempt:
                         if first is not None:
                             failed, first = first, None
@@ -779,7 +923,7 @@ class SyncEngine(_EngineBase):
                         attempts = attempt.num
                         self.retrying(request, attempts, cause)
                         try:
-                            return self._once(request, attempts, sent)
+                            return self._once(request, attempts, sent, deadline)
                         except Exception as exc:
                             cause = exc
                             raise
@@ -793,40 +937,36 @@ class SyncEngine(_EngineBase):
             if sent is not None:
                 sent()
 
-    def _once(self, request: Request, attempt: int, sent: Callable[[], None] | None) -> Answer:
+    def _once(
+        self, request: Request, attempt: int, sent: Callable[[], None] | None, deadline: float
+    ) -> Answer:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
                 time.sleep(wait)
         t0 = time.perf_counter()
         try:
-            http_request = self.build(self._client, request)
+            http_request = self.build(self._client, request, deadline)
             if sent is not None:
                 http_request.extensions["trace"] = _on_sent(sent)
             response = self._client.send(http_request, stream=True)
             try:
-                self.check_length(response, request)
-                chunks, size = [], 0
-                body = response.iter_bytes()
-                try:
-                    for chunk in body:
-                        size += len(chunk)
-                        if size > self.max_response_bytes:
-                            self.too_large(request)
-                        chunks.append(chunk)
-                finally:
-                    body.close()  # type: ignore[attr-defined]
+                reader = self.reader(request, response, deadline)
+                if response.is_stream_consumed:
+                    reader.feed(response.content)
+                else:
+                    raw = response.iter_raw()
+                    try:
+                        for chunk in raw:
+                            reader.feed(chunk)
+                    finally:
+                        raw.close()  # type: ignore[attr-defined]
+                body = reader.end()
             finally:
                 response.close()
-        except httpx.TransportError as exc:
-            self.log_transport_error(request, exc, attempt)
-            raise self.transport_error(exc, request) from None
-        except httpx.HTTPError as exc:  # e.g. a broken content encoding
-            raise MalformedResponseError(
-                f"{request.method} {self.url_path(request)}: {type(exc).__name__}",
-                provider=self.provider,
-            ) from None
-        return self.finish(request, response, b"".join(chunks), attempt, t0)
+        except Exception as exc:
+            raise self.failure(request, exc, attempt) from None
+        return self.finish(request, response, body, attempt, t0)
 
 
 class AsyncEngine(_EngineBase):
@@ -837,7 +977,8 @@ class AsyncEngine(_EngineBase):
         self._client = httpx.AsyncClient(transport=transport, **_client_kwargs(self))
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; requests in flight end with DirectoryClosedError."""
+        self.closed = True
         await self._client.aclose()
 
     async def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
@@ -851,18 +992,18 @@ class AsyncEngine(_EngineBase):
     async def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
         """:meth:`request` without the JSON decoding: the successful answer, as sent."""
         sent = _once_only(on_sent)
-        began = time.monotonic()
+        deadline = self.deadline()
         first: Exception | None = None
         try:
             try:
-                return await self._once(request, 1, sent)
+                return await self._once(request, 1, sent, deadline)
             except Exception as exc:
-                if not self.may_retry(request, exc):
+                if not self.may_retry(request, exc, deadline):
                     raise
                 first = exc
             cause, attempts, quiet = first, 1, _RETRYING.set(True)
             try:
-                async for attempt in self.retry_context(request, time.monotonic() - began):
+                async for attempt in self.retry_context(request, deadline):
                     with attempt:
                         if first is not None:
                             failed, first = first, None
@@ -870,7 +1011,7 @@ class AsyncEngine(_EngineBase):
                         attempts = attempt.num
                         self.retrying(request, attempts, cause)
                         try:
-                            return await self._once(request, attempts, sent)
+                            return await self._once(request, attempts, sent, deadline)
                         except Exception as exc:
                             cause = exc
                             raise
@@ -885,7 +1026,7 @@ class AsyncEngine(_EngineBase):
                 sent()
 
     async def _once(
-        self, request: Request, attempt: int, sent: Callable[[], None] | None
+        self, request: Request, attempt: int, sent: Callable[[], None] | None, deadline: float
     ) -> Answer:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
@@ -893,35 +1034,29 @@ class AsyncEngine(_EngineBase):
                 await asyncio.sleep(wait)
         t0 = time.perf_counter()
         try:
-            http_request = self.build(self._client, request)
+            http_request = self.build(self._client, request, deadline)
             if sent is not None:
                 http_request.extensions["trace"] = _on_sent_async(sent)
             response = await self._client.send(http_request, stream=True)
             try:
-                self.check_length(response, request)
-                chunks, size = [], 0
-                body = response.aiter_bytes()
-                try:
-                    async for chunk in body:
-                        size += len(chunk)
-                        if size > self.max_response_bytes:
-                            self.too_large(request)
-                        chunks.append(chunk)
-                finally:
-                    # Closed here, not by the event loop's finaliser later: a body cut
-                    # short must not leave a generator behind.
-                    await body.aclose()  # type: ignore[attr-defined]
+                reader = self.reader(request, response, deadline)
+                if response.is_stream_consumed:
+                    reader.feed(response.content)
+                else:
+                    raw = response.aiter_raw()
+                    try:
+                        async for chunk in raw:
+                            reader.feed(chunk)
+                    finally:
+                        # Closed here, not by the event loop's finaliser later: a body
+                        # cut short must not leave a generator behind.
+                        await raw.aclose()  # type: ignore[attr-defined]
+                body = reader.end()
             finally:
                 await response.aclose()
-        except httpx.TransportError as exc:
-            self.log_transport_error(request, exc, attempt)
-            raise self.transport_error(exc, request) from None
-        except httpx.HTTPError as exc:
-            raise MalformedResponseError(
-                f"{request.method} {self.url_path(request)}: {type(exc).__name__}",
-                provider=self.provider,
-            ) from None
-        return self.finish(request, response, b"".join(chunks), attempt, t0)
+        except Exception as exc:
+            raise self.failure(request, exc, attempt) from None
+        return self.finish(request, response, body, attempt, t0)
 
 
 def _once_only(callback: Callable[[], None] | None) -> Callable[[], None] | None:

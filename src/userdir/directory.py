@@ -26,7 +26,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("userdir")
+T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 4
 # How long an asyncio cursor walk waits for the next page's request to be on the wire
@@ -562,6 +563,8 @@ def check_concurrency(value: object) -> int:
 class _DirectoryBase:
     """What both directory kinds share: checks, filters and request building."""
 
+    engine: SyncEngine | AsyncEngine
+
     def __init__(
         self,
         dialect: Dialect,
@@ -692,6 +695,11 @@ class _DirectoryBase:
     def _cursor(self, page_no: int) -> str:
         return str(page_no)
 
+    def _check_open(self) -> None:
+        """Raise DirectoryClosedError once closed (a walk checks before each page)."""
+        if self.engine.closed:
+            raise self.engine.closed_error()
+
 
 class HttpDirectory(_DirectoryBase):
     """A blocking :class:`Directory` over HTTP, driving a provider dialect.
@@ -699,6 +707,8 @@ class HttpDirectory(_DirectoryBase):
     Safe to share between threads. Page prefetch and concurrent page fetches run on
     a small thread pool owned by the directory (``concurrency`` threads).
     """
+
+    engine: SyncEngine
 
     def __init__(
         self, dialect: Dialect, engine: SyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
@@ -731,20 +741,37 @@ class HttpDirectory(_DirectoryBase):
         self.close()
 
     def close(self) -> None:
-        """Close connections and stop the worker threads."""
+        """Close connections and stop the worker threads.
+
+        Requests in flight (a walk's, abandoned or running in another thread) end at
+        their next read, at the latest after one read timeout, and are not retried;
+        whatever was using them gets :class:`~userdir.DirectoryClosedError`, as does
+        every later call.
+        """
         with self._pool_lock:
             pool, self._pool = self._pool, None
+            self.engine.closed = True
+        self.engine.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        self.engine.close()
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _submit(self, call: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``call(*args)`` on the directory's pool; DirectoryClosedError once closed."""
         with self._pool_lock:
+            if self.engine.closed:
+                raise self.engine.closed_error()
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     max_workers=self.concurrency, thread_name_prefix=f"userdir-{self.provider}"
                 )
-            return self._pool
+            return self._pool.submit(call, *args)
+
+    def _outcome(self, future: Future[T], timeout: float | None = None) -> T:
+        """``future.result()``, but one that close() cancelled ends in DirectoryClosedError."""
+        try:
+            return future.result(timeout)
+        except CancelledError:
+            raise self.engine.closed_error() from None
 
     def _fetch(self, request: Request) -> ListPage:
         return self.dialect.parse_list(self.engine.request(request))
@@ -832,6 +859,7 @@ class HttpDirectory(_DirectoryBase):
             while (item := pages.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
+                self._check_open()
                 yield from self._keep(plan.fresh(self.dialect.users_of(item), item), local)
         finally:
             stop.set()
@@ -855,7 +883,9 @@ class HttpDirectory(_DirectoryBase):
                     pages.put(item, timeout=0.05)
                     return True
                 except queue.Full:
-                    continue
+                    if self.engine.closed:  # the pages waiting are moot: make room
+                        with contextlib.suppress(queue.Empty):
+                            pages.get_nowait()
             return False
 
         # Each page is handed over once the next page's request is on the wire, so the
@@ -914,7 +944,7 @@ class HttpDirectory(_DirectoryBase):
         def fill() -> None:
             for page_no in plan.schedule(len(in_flight)):
                 request = self._list_request(self._cursor(page_no), size, server)
-                in_flight.append((page_no, pool.submit(self.engine.request, request)))
+                in_flight.append((page_no, self._submit(self.engine.request, request)))
 
         try:
             # While answers are quick, pages come one by one in the calling thread;
@@ -931,7 +961,6 @@ class HttpDirectory(_DirectoryBase):
                 if slow:
                     plan.grow()
                 yield from self._keep(users, local)
-            pool = self._executor()
             while not plan.done:
                 fill()
                 if not in_flight:
@@ -939,7 +968,7 @@ class HttpDirectory(_DirectoryBase):
                 page_no, future = in_flight[0]
                 while plan.can_grow:
                     try:
-                        future.result(timeout=GROW_AFTER)
+                        self._outcome(future, GROW_AFTER)
                         break
                     except FuturesTimeout:
                         plan.grow()
@@ -947,7 +976,8 @@ class HttpDirectory(_DirectoryBase):
                 in_flight.popleft()
                 # Workers only fetch; pages are mapped here, so they do not fight over
                 # the GIL while others wait on the network.
-                users = plan.accept(page_no, self.dialect.parse_list(future.result()))
+                users = plan.accept(page_no, self.dialect.parse_list(self._outcome(future)))
+                self._check_open()
                 yield from self._keep(users, local)
                 while in_flight and not plan.wanted(in_flight[-1][0]):
                     in_flight.pop()[1].cancel()
@@ -984,7 +1014,12 @@ class HttpDirectory(_DirectoryBase):
             if len(batches) == 1:
                 found = [self._batch(*batches[0])]
             else:
-                found = list(self._executor().map(lambda b: self._batch(*b), batches))
+                asked = [self._submit(self._batch, *batch) for batch in batches]
+                try:
+                    found = [self._outcome(one) for one in asked]
+                finally:
+                    for one in asked:
+                        one.cancel()
             for batch_users in found:
                 for found_user in batch_users:
                     matcher.feed(found_user)
@@ -994,7 +1029,12 @@ class HttpDirectory(_DirectoryBase):
             if len(keys) == 1:
                 results = [self._lookup(keys[0])]
             else:
-                results = list(self._executor().map(self._lookup, keys))
+                futures = [self._submit(self._lookup, key) for key in keys]
+                try:
+                    results = [self._outcome(future) for future in futures]
+                finally:
+                    for future in futures:
+                        future.cancel()
             for user in results:
                 if user is not None:
                     matcher.feed(user)
@@ -1067,11 +1107,15 @@ class HttpDirectory(_DirectoryBase):
 class AsyncHttpDirectory(_DirectoryBase):
     """An asyncio :class:`AsyncDirectory` over HTTP, driving a provider dialect."""
 
+    engine: AsyncEngine
+
     def __init__(
         self, dialect: Dialect, engine: AsyncEngine, *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
         super().__init__(dialect, concurrency=concurrency, scrubber=engine.scrubber)
         self.engine = engine
+        # the requests walks send ahead, cancelled by close()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._discovery_lock: asyncio.Lock | None = None
 
     async def _discover(self) -> None:
@@ -1098,8 +1142,39 @@ class AsyncHttpDirectory(_DirectoryBase):
         await self.close()
 
     async def close(self) -> None:
-        """Close connections."""
+        """Close connections; walks and calls still running end with DirectoryClosedError.
+
+        Requests that walks sent ahead are cancelled, never retried; once closed, every
+        call raises :class:`~userdir.DirectoryClosedError`.
+        """
+        self.engine.closed = True
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
         await self.engine.close()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coroutine`` as a task of this directory's (cancelled by close())."""
+        if self.engine.closed:
+            coroutine.close()
+            raise self.engine.closed_error()
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _outcome(self, task: asyncio.Task[T]) -> T:
+        """``await task``, but a task cancelled by close() ends in DirectoryClosedError.
+
+        A cancellation of the caller itself goes through unchanged.
+        """
+        if not task.done():
+            await asyncio.wait({task})
+        if task.cancelled():
+            raise self.engine.closed_error()
+        return task.result()
 
     async def _fetch(self, request: Request) -> ListPage:
         return self.dialect.parse_list(await self.engine.request(request))
@@ -1166,10 +1241,11 @@ class AsyncHttpDirectory(_DirectoryBase):
     ) -> AsyncGenerator[DirectoryUser, None]:
         plan = CursorPlan(self.provider)
         request = self._list_request(None, size, server)
-        task: asyncio.Task[Answer] | None = asyncio.ensure_future(self.engine.fetch(request))
+        task: asyncio.Task[Answer] | None = self._spawn(self.engine.fetch(request))
         try:
             while task is not None:
-                step = _CursorStep(self.engine, self.dialect, plan, request, await task)
+                answer = await self._outcome(task)
+                step = _CursorStep(self.engine, self.dialect, plan, request, answer)
                 task = None
                 # The next request goes before this page is decoded when its cursor can
                 # be read off the raw body (checked below), else once it is decoded;
@@ -1187,6 +1263,7 @@ class AsyncHttpDirectory(_DirectoryBase):
                 if task is not None:
                     assert next_request is not None
                     request = next_request
+                self._check_open()
                 for user in self._keep(
                     plan.fresh(self.dialect.users_of(envelope), envelope), local
                 ):
@@ -1198,9 +1275,17 @@ class AsyncHttpDirectory(_DirectoryBase):
     async def _send_soon(self, request: Request) -> asyncio.Task[Answer]:
         """Start fetching ``request``; return once it is on the wire (or shortly after)."""
         sent = asyncio.Event()
-        task = asyncio.ensure_future(self.engine.fetch(request, on_sent=sent.set))
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(sent.wait(), SEND_WAIT)
+        task = self._spawn(self.engine.fetch(request, on_sent=sent.set))
+        # asyncio.wait, not wait_for: on 3.10/3.11 wait_for swallows a cancellation that
+        # arrives as the event is set, and the walk would run on to its end.
+        waiter = asyncio.ensure_future(sent.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=SEND_WAIT)
+        except BaseException:
+            await _cancel(task)
+            raise
+        finally:
+            waiter.cancel()
         return task
 
     async def _iter_pages(
@@ -1212,7 +1297,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         def fill() -> None:
             for page_no in plan.schedule(len(in_flight)):
                 request = self._list_request(self._cursor(page_no), size, server)
-                in_flight.append((page_no, asyncio.ensure_future(self.engine.request(request))))
+                in_flight.append((page_no, self._spawn(self.engine.request(request))))
 
         try:
             while not plan.done:
@@ -1227,7 +1312,8 @@ class AsyncHttpDirectory(_DirectoryBase):
                     plan.grow()
                     fill()
                 in_flight.popleft()
-                users = plan.accept(page_no, self.dialect.parse_list(await task))
+                users = plan.accept(page_no, self.dialect.parse_list(await self._outcome(task)))
+                self._check_open()
                 for user in self._keep(users, local):
                     yield user
                 while in_flight and not plan.wanted(in_flight[-1][0]):

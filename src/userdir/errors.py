@@ -13,6 +13,7 @@ The hierarchy::
     ├── UnsupportedOperationError    the directory cannot do this; raised before any request
     ├── TransportError               network failures and timeouts (after retries)
     ├── MalformedResponseError       a payload that cannot be mapped, a pagination loop
+    ├── DirectoryClosedError         the directory was closed (before or during the call)
     └── APIError                     the service answered with an HTTP error
         ├── InvalidRequestError      400 / 422 validation
         ├── AuthenticationError      401
@@ -34,6 +35,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
+    "DirectoryClosedError",
     "DirectoryError",
     "EndpointNotFoundError",
     "InvalidArgumentError",
@@ -147,6 +149,10 @@ class TransportError(DirectoryError):
 
 class MalformedResponseError(DirectoryError):
     """The service answered with something that cannot be mapped, or pagination looped."""
+
+
+class DirectoryClosedError(DirectoryError):
+    """The directory was closed: a call made after ``close()``, or one it cut short."""
 
 
 class APIError(DirectoryError):
