@@ -8,6 +8,8 @@ import sys
 import threading
 from types import TracebackType
 
+from userdir.testing import provider_named
+
 __all__ = ["START_TIMEOUT", "EmulatorServer", "credentials"]
 
 #: Seconds to wait for ``READY`` (populating 100,000 users takes a second or two).
@@ -16,7 +18,8 @@ START_TIMEOUT = 120.0
 
 def credentials(provider: str, token: str) -> dict[str, str]:
     """The ``userdir.connect`` keyword that carries ``token`` for ``provider``."""
-    return {"api_key": token} if provider == "org_api" else {"token": token}
+    emulator = provider_named(provider).emulator
+    return {getattr(emulator, "credential_option", "token"): token}
 
 
 class EmulatorServer:

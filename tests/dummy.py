@@ -8,9 +8,7 @@ from typing import Any, ClassVar
 import attrs
 
 from userdir import Capabilities, DirectoryUser, NewUser
-from userdir._http import Request
-from userdir.providers import Dialect, ListPage
-from userdir.providers._base import check_id
+from userdir.providers import CursorPaging, Dialect, ListPage, Reply, Request, check_id
 
 BASE = "https://dummy.test"
 
@@ -21,7 +19,7 @@ class DummyDialect(Dialect):
 
     name: ClassVar[str] = "dummy"
     capabilities: ClassVar[Capabilities] = Capabilities(create_user=True, paging="cursor")
-    paging = "cursor"
+    paging: ClassVar[CursorPaging] = CursorPaging()
 
     token: str = attrs.field(kw_only=True)
     base_url: str = attrs.field(default=BASE, kw_only=True)
@@ -30,28 +28,28 @@ class DummyDialect(Dialect):
         return {"Authorization": f"Bearer {self.token}"}
 
     def list_request(
-        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
+        self, position: str | None, page_size: int, filters: Mapping[str, str]
     ) -> Request:
         params = [("limit", str(page_size))]
-        if cursor:
-            params.append(("cursor", cursor))
+        if position:
+            params.append(("cursor", position))
         return Request("GET", ("users",), tuple(params))
 
-    def parse_list(self, body: Any) -> ListPage:
-        users = [self._user(u) for u in body["users"]]
-        return ListPage(users, body["has_more"], body.get("next"))
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
+        return ListPage(body["users"], body["has_more"], body.get("next"))
+
+    @staticmethod
+    def parse_item(payload: Any, what: str = "user") -> DirectoryUser:
+        return DirectoryUser(id=payload["id"], provider="dummy", email=payload.get("email"))
 
     def get_request(self, user_id: str) -> Request:
         return Request("GET", ("users", check_id(self.name, user_id)))
 
-    def parse_user(self, body: Any) -> DirectoryUser:
-        return self._user(body)
+    def parse_user(self, body: Any, reply: Reply | None = None) -> DirectoryUser:
+        return self.parse_item(body)
 
     def create_request(self, new_user: NewUser) -> Request:
         return Request("POST", ("users",), json={"email": new_user.email, "name": new_user.name})
-
-    def _user(self, data: dict[str, Any]) -> DirectoryUser:
-        return DirectoryUser(id=data["id"], provider=self.name, email=data.get("email"))
 
 
 def page(ids: list[str], next_cursor: str | None = None) -> dict[str, Any]:

@@ -19,44 +19,35 @@ from typing import Any
 import pytest
 
 import userdir
-from userdir.testing import Emulator, NotionEmulator, OrgApiEmulator, RestEmulator
+from userdir.testing import Emulator
 
-PROVIDERS = ["notion", "org_api", "rest"]
+from .providers import NAMES as PROVIDERS
+from .providers import named
+
 WORKERS = 8
 ROUNDS = 2
 PAGE_SIZE = 20  # many pages per walk: more interleaving
 
 
 def make_emulator(provider: str) -> Emulator:
-    emu: Emulator
-    if provider == "notion":
-        emu = NotionEmulator()
-    elif provider == "org_api":
-        emu = OrgApiEmulator()
-    else:
-        emu = RestEmulator()
-    emu.populate(100)
-    return emu
+    return named(provider).make(100)
 
 
 @contextlib.contextmanager
-def options(provider: str, emu: Any, over: str) -> Iterator[dict[str, Any]]:
-    creds = {"api_key": emu.api_key} if provider == "org_api" else {"token": emu.token}
+def options(provider: str, emu: Emulator, over: str) -> Iterator[dict[str, Any]]:
     emu.latency = 0.001  # every request takes a moment: concurrent ones overlap
     if over == "http":
         with emu.serve() as url:
-            yield {**creds, "base_url": url}
+            yield emu.connect_options(url)
     else:
-        base = {"notion": {}, "org_api": {"base_url": "https://org.test"}}
-        url = base.get(provider, {"base_url": "https://rest.test"})
-        yield {**creds, **url, "transport": emu.transport}
+        yield emu.connect_options()
 
 
 def people(provider: str, emu: Emulator) -> list[tuple[str, str]]:
     """(id, email) of every listed person with an email."""
     out = []
     for user in emu.users:
-        email = user.get("person", {}).get("email") if provider == "notion" else user["email"]
+        email = emu.email_of(user)
         if email:
             out.append((str(user["id"]), str(email)))
     return out

@@ -18,9 +18,11 @@ import stamina
 
 import userdir
 from userdir import NewUser, UserChanges
-from userdir.testing import Emulator, Fault, NotionEmulator, OrgApiEmulator, RestEmulator
+from userdir.testing import Emulator, Fault, RestEmulator
 
-PROVIDERS = ["notion", "org_api", "rest"]
+from .providers import NAMES as PROVIDERS
+from .providers import named
+
 ATTEMPTS = 3  # stamina.set_testing(True, attempts=3) in conftest
 
 # fault name -> (the fault, the error it ends in when it never stops)
@@ -38,26 +40,12 @@ HTTP_TIMEOUT = httpx.Timeout(5.0, read=0.3)
 
 
 def make_emulator(provider: str) -> Emulator:
-    if provider == "notion":
-        return NotionEmulator()
-    if provider == "org_api":
-        return OrgApiEmulator()
-    return RestEmulator()
+    return named(provider).make()
 
 
-def options(provider: str, emu: Any, base_url: str | None = None) -> dict[str, Any]:
+def options(provider: str, emu: Emulator, base_url: str | None = None) -> dict[str, Any]:
     """connect() options for the emulator: in-process unless ``base_url`` is given."""
-    if base_url is None:
-        transport: dict[str, Any] = {"transport": emu.transport}
-        base_url = {"notion": None, "org_api": "https://org.test", "rest": "https://rest.test"}[
-            provider
-        ]
-    else:
-        transport = {}
-    url = {"base_url": base_url} if base_url else {}
-    if provider == "org_api":
-        return {"api_key": emu.api_key, **url, **transport}
-    return {"token": emu.token, **url, **transport}
+    return emu.connect_options(base_url)
 
 
 def listed_ids(emu: Emulator) -> list[str]:
@@ -116,7 +104,7 @@ def test_email_lookups_with_faults(connect: Callable[..., Any], provider: str) -
     emu = make_emulator(provider)
     emu.populate(300)
     users = emu.users
-    emails = [u["person"]["email"] if provider == "notion" else u["email"] for u in users[-40:]]
+    emails = [emu.email_of(u) or "" for u in users[-40:]]
     emu.inject(Fault.status(503), every=3)
     # Concurrent lookups share the request count: give each one enough attempts that
     # the interleaving can never line all of one lookup's tries up with the faults.

@@ -30,13 +30,10 @@ from hypothesis import strategies as st
 
 import userdir
 from userdir import DirectoryUser, UserKind, UserStatus
-from userdir._http import AsyncEngine, Request, SyncEngine
+from userdir._http import AsyncEngine, SyncEngine
 from userdir._secrets import Scrubber
 from userdir.emails import try_email_key
-from userdir.providers import Dialect, ListPage, NotionDialect, OrgApiDialect, RestDialect
-from userdir.providers import notion as notion_mod
-from userdir.providers import org_api as org_mod
-from userdir.providers import rest as rest_mod
+from userdir.providers import Dialect, ListPage, NotionDialect, OrgApiDialect, Request, RestDialect
 
 # A failing example holding a huge string must still be reported, not turned into an error.
 pytestmark = pytest.mark.filterwarnings(
@@ -744,44 +741,42 @@ def test_async_engine_any_body() -> None:
         loop.close()
 
 
-# -- the fast path and the detailed path agree ------------------------------------------------
+# -- one mapping path: errors name the field ----------------------------------------------
 
 _BARE_USERS = {"notion": notion_user, "org_api": org_user, "rest": rest_user}
-_PATHS: dict[str, Any] = {
-    "notion": (
-        notion_mod._fast_user,
-        notion_mod.NotionUser,
-        notion_mod._converter,
-        notion_mod._finish,
-    ),
-    "org_api": (org_mod._fast_user, org_mod.OrgUser, org_mod._converter, org_mod._finish),
-    "rest": (rest_mod._fast_user, rest_mod.RestUser, rest_mod._converter, rest_mod._finish),
-}
 
 
 @pytest.mark.parametrize("provider", list(DIALECTS))
-def test_fast_path_equals_detailed_path(provider: str) -> None:
-    """Whatever the hand-written fast path accepts, cattrs + finish maps to the same user."""
-    fast, cls, converter, finish = _PATHS[provider]
-    compared = 0
+def test_one_mapping_path_names_the_bad_field(provider: str) -> None:
+    """A list item maps as the same payload alone would; a refusal names the item's field."""
+    dialect = DIALECTS[provider]
+    mapped = 0
 
     @FUZZ
     @given(mutated(_BARE_USERS[provider]) | _BARE_USERS[provider])
     def check(payload: Any) -> None:
-        nonlocal compared
+        nonlocal mapped
         try:
-            quick = fast(payload)
-        except Exception:  # the fast path declines: nothing to compare
+            alone = dialect.parse_item(payload)
+        except userdir.MalformedResponseError as exc:
+            error: userdir.MalformedResponseError = exc
+        else:
+            error = None  # type: ignore[assignment]
+        if error is not None:
+            assert error.provider == provider
+            assert error.message.startswith("user"), error.message
+            page = ListPage([{"id": "ok"} if provider != "notion" else None, payload])
+            with pytest.raises(userdir.MalformedResponseError) as listed:
+                dialect.map_items(page)
+            assert f"{dialect.items_key}[" in listed.value.message
             return
-        compared += 1
-        detailed = finish(converter.structure(payload, cls), payload, "user")
-        assert quick == detailed
-        assert quick.extra == detailed.extra
-        assert dict(quick.raw) == dict(detailed.raw)
-        assert quick.email_key == detailed.email_key
+        mapped += 1
+        (listed_user,) = dialect.map_items(ListPage([payload]))
+        assert listed_user == alone
+        assert listed_user.extra == alone.extra
 
     check()
-    assert compared > EXAMPLES // 10  # the fast path took a fair share of the payloads
+    assert mapped > EXAMPLES // 10  # valid payloads were a fair share
 
 
 @pytest.mark.parametrize("depth", [30, 900])

@@ -22,9 +22,10 @@ from pytest_httpx import HTTPXMock
 
 import userdir
 from userdir import DirectoryUser, NewUser, UserChanges
-from userdir._http import AsyncEngine, Request, SyncEngine
-from userdir.directory import MAX_REREAD_RESTARTS, MAX_STALLED_PAGES, PREFETCH_PAGES, PagePlan
-from userdir.providers._base import ListPage
+from userdir._http import AsyncEngine, SyncEngine
+from userdir._walk import MAX_STALLED_PAGES, Walk
+from userdir.providers import Dialect, ListPage, PageNumberPaging, Reply, Request
+from userdir.providers._paging import MAX_REREAD_RESTARTS
 from userdir.providers.rest import RestDialect
 from userdir.testing import Fault, RestEmulator
 
@@ -64,9 +65,8 @@ def test_cursor_pages_of_known_users_under_new_cursors_stop(
     with pytest.raises(userdir.MalformedResponseError, match="does not advance") as caught:
         list(connect("notion", token=TOKEN).iter_users(page_size=2))
     assert "no new user" in str(caught.value)
-    # the first page, the stalled pages, and what was fetched ahead (the queue, the page
-    # waiting to go in it, the request in flight): a handful, never the 60 on offer
-    assert len(httpx_mock.get_requests()) <= 1 + MAX_STALLED_PAGES + PREFETCH_PAGES + 3
+    # the first page and the stalled pages: a handful, never the 60 on offer
+    assert len(httpx_mock.get_requests()) <= 1 + MAX_STALLED_PAGES + 3
 
 
 @pytest.mark.parametrize("speed", ["quick", "slow"])
@@ -352,11 +352,48 @@ def test_org_api_walk_cannot_see_deletions(connect: Any) -> None:
     assert len(got) == len(set(got))
 
 
-# -- the same guarantee over random changes, driving PagePlan directly -------------------
+# -- the same guarantee over random changes, driving the walk directly -------------------
 
 
 def user(user_id: str) -> DirectoryUser:
     return DirectoryUser(id=user_id, provider="rest")
+
+
+class Pages(Dialect):
+    """Answers are ListPages already: the walk without JSON or HTTP."""
+
+    name = "rest"
+    base_url = "https://rest.test"
+    paging = PageNumberPaging(first=1, totals=True)
+
+    def __init__(self) -> None:
+        self.next_page: ListPage | None = None
+
+    def list_request(self, position: Any, page_size: int, filters: Any) -> Request:
+        return Request("GET", ("users",), (("page", str(position)),))
+
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
+        assert self.next_page is not None
+        return self.next_page
+
+
+def page_walk(window: int) -> tuple[Walk, Pages]:
+    dialect = Pages()
+    walk = Walk(dialect, dialect.paging, page_size=5, filters={}, local={}, window=window)
+    return walk, dialect
+
+
+def asked(walk: Walk) -> list[int]:
+    """The page numbers the walk asks for now."""
+    return [int(dict(r.params)["page"]) for r in walk.requests()]
+
+
+def answer(walk: Walk, dialect: Pages, page: ListPage) -> list[DirectoryUser]:
+    """Hand ``page`` to the walk as the answer to its oldest request; its new users."""
+    dialect.next_page = page
+    walk.take(Reply(200, {}, b"{}"))
+    walk.drop()
+    return walk.users(page)
 
 
 @settings(max_examples=300, deadline=None)
@@ -410,13 +447,12 @@ def test_page_plan_yields_everyone_present_throughout_exactly_once(
         pages = math.ceil(total / size)
         return ListPage(users, page_no < pages, None, pages, total)
 
-    plan = PagePlan("rest", 1, window, totals=True)
-    plan.window = plan.max_window
+    walk, dialect = page_walk(window)
     in_flight: list[int] = []
     answers: dict[int, ListPage] = {}
     got: list[str] = []
-    while not plan.done and requests < 500:
-        in_flight += plan.schedule(len(in_flight))
+    while not walk.done and requests < 500:
+        in_flight += asked(walk)
         if not in_flight:
             break
         # the service answers the pages in flight in any order
@@ -427,10 +463,12 @@ def test_page_plan_yields_everyone_present_throughout_exactly_once(
         page_no = in_flight.pop(0)
         # the loop guard is tested on its own (many users added before the pages read
         # bring pages of users already yielded, which it may take for a loop)
-        plan.stalled = 0
-        got += [u.id for u in plan.accept(page_no, answers.pop(page_no))]
-        while in_flight and not plan.wanted(in_flight[-1]):
-            answers.pop(in_flight.pop(), None)
+        walk.stalled = 0
+        dialect.next_page = answers.pop(page_no)
+        walk.take(Reply(200, {}, b"{}"))
+        for index in reversed(walk.drop()):
+            answers.pop(in_flight.pop(index), None)
+        got += [u.id for u in walk.users(dialect.next_page)]
     assert requests < 500
     assert len(got) == len(set(got))
     assert initial - gone <= set(got)
@@ -462,17 +500,19 @@ def test_rest_walk_without_meta_total_still_completes(connect: Any, httpx_mock: 
 def test_rereading_gives_up_with_a_warning_when_the_directory_never_settles(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    plan = PagePlan("rest", 1, 1, totals=True)
+    walk, dialect = page_walk(1)
     total = 100
-    plan.accept(1, ListPage([user("a")], True, None, 100, total))
-    plan.accept(2, ListPage([user("b")], True, None, 100, total))
+    for page_no, name in ((1, "a"), (2, "b")):
+        assert asked(walk) == [page_no]
+        answer(walk, dialect, ListPage([user(name)], True, None, 100, total))
     total -= 1
-    plan.accept(3, ListPage([user("c")], True, None, 100, total))
+    assert asked(walk) == [3]
+    answer(walk, dialect, ListPage([user("c")], True, None, 100, total))
     rereads = []
-    while plan.rewind is not None:  # every page read again shows another count
-        rereads.append(plan.schedule(0)[0])
+    while (again := asked(walk)) != [4]:  # every page read again shows another count
+        rereads += again
         total -= 1
-        plan.accept(rereads[-1], ListPage([user(f"x{total}")], True, None, 100, total))
+        answer(walk, dialect, ListPage([user(f"x{total}")], True, None, 100, total))
+        assert len(rereads) < 50
     assert rereads == [2] + [3] * MAX_REREAD_RESTARTS
-    assert "kept changing" in caplog.text
-    assert plan.schedule(0) == [4]  # the walk goes on
+    assert "kept changing" in caplog.text  # and the walk went on, to page 4

@@ -552,7 +552,7 @@ def test_pending_is_refused_before_sending(connect: Any) -> None:
 def test_patch_is_never_retried_once_sent(connect: Any) -> None:
     emu = emulator(1)
     d = scim(connect, emu, retries=3)
-    d.get_user(emu.users[0]["id"])  # discovery done
+    d.list_page(page_size=1)  # /ServiceProviderConfig read
     emu.inject(Fault.status(503), times=1)
     with pytest.raises(ServerError):
         d.update_user(emu.users[0]["id"], UserChanges(name="X"))
@@ -566,8 +566,9 @@ def test_patch_is_never_retried_once_sent(connect: Any) -> None:
 def test_reads_are_retried_as_elsewhere(connect: Any) -> None:
     emu = emulator(1)
     d = scim(connect, emu, retries=3)
-    emu.inject(Fault.status(503), times=1, start=1)  # the read after discovery
+    emu.inject(Fault.status(503), times=1)
     assert d.get_user(emu.users[0]["id"]).id == emu.users[0]["id"]
+    assert [r.status for r in emu.requests] == [503, 200]
 
 
 def test_version_on_a_provider_without_conditional_writes(connect: Any) -> None:
@@ -697,7 +698,6 @@ def test_malformed_list_answer(connect: Any, httpx_mock: HTTPXMock) -> None:
 def test_the_token_goes_as_bearer_and_never_into_errors(
     connect: Any, httpx_mock: HTTPXMock
 ) -> None:
-    httpx_mock.add_response(url=f"{BASE}/ServiceProviderConfig", json={})
     httpx_mock.add_response(status_code=400, json={"detail": f"bad token {TOKEN}"})
     with pytest.raises(InvalidRequestError) as raised:
         connect("scim", token=TOKEN, base_url=BASE).get_user("1")
@@ -765,17 +765,22 @@ def test_lookup_of_an_email_with_quotes_and_backslashes(connect: Any) -> None:
     assert user_requests(emu)[0].params["filter"] == email_filter(odd)
 
 
-def test_plain_json_content_type_is_accepted(httpx_mock: HTTPXMock) -> None:
+def test_plain_json_content_type_is_accepted(connect: Any, httpx_mock: HTTPXMock) -> None:
+    plain = {"content-type": "application/json"}
     httpx_mock.add_response(
-        url=f"{BASE}/ServiceProviderConfig",
-        json={"etag": {"supported": True}},
-        headers={"content-type": "application/json"},
+        url=f"{BASE}/ServiceProviderConfig", json={"etag": {"supported": True}}, headers=plain
+    )
+    httpx_mock.add_response(
+        url=f"{BASE}/Users?startIndex=1&count=100",
+        json={"totalResults": 1, "Resources": [{"id": "1", "userName": "u"}]},
+        headers=plain,
     )
     httpx_mock.add_response(
         url=f"{BASE}/Users/1",
         content=json.dumps({"id": "1", "userName": "u"}).encode(),
-        headers={"content-type": "application/json", "etag": 'W/"9"'},
+        headers={**plain, "etag": 'W/"9"'},
     )
-    with userdir.connect("scim", token=TOKEN, base_url=BASE) as d:
-        user = d.get_user("1")
-    assert user.username == "u"
+    d = connect("scim", token=TOKEN, base_url=BASE)
+    assert [u.username for u in d.iter_users()] == ["u"]
+    user = d.get_user("1")
+    assert (user.username, user.version) == ("u", 'W/"9"')  # the ETag header

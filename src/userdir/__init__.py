@@ -5,9 +5,10 @@
 >>> user = d.find_user_by_email("Ada@Example.com")      # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._http import Retries
 from ._version import __version__
-from .config import load_config, load_config_async
 from .directory import AsyncDirectory, AsyncHttpDirectory, Directory, HttpDirectory
 from .emails import email_key
 from .errors import (
@@ -17,6 +18,7 @@ from .errors import (
     ConflictError,
     DirectoryClosedError,
     DirectoryError,
+    DuplicateEmailError,
     EndpointNotFoundError,
     InvalidArgumentError,
     InvalidRequestError,
@@ -29,16 +31,6 @@ from .errors import (
     TransportError,
     UnsupportedOperationError,
     UserNotFoundError,
-)
-from .federation import (
-    AsyncFederation,
-    Diff,
-    Difference,
-    Federation,
-    FindResult,
-    Identity,
-    Lookup,
-    LookupStatus,
 )
 from .models import (
     UNSET,
@@ -58,6 +50,45 @@ from .registry import (
     register_provider,
 )
 
+if TYPE_CHECKING:
+    from .config import load_config, load_config_async
+    from .federation import (
+        AsyncFederation,
+        Diff,
+        Difference,
+        Federation,
+        FindResult,
+        Identity,
+        Lookup,
+        LookupStatus,
+    )
+
+# Imported on first use: most programs never touch them, and start-up time counts.
+_LAZY = {
+    "load_config": "config",
+    "load_config_async": "config",
+    "AsyncFederation": "federation",
+    "Diff": "federation",
+    "Difference": "federation",
+    "Federation": "federation",
+    "FindResult": "federation",
+    "Identity": "federation",
+    "Lookup": "federation",
+    "LookupStatus": "federation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'userdir' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "UNSET",
     "APIError",
@@ -74,6 +105,7 @@ __all__ = [
     "DirectoryClosedError",
     "DirectoryError",
     "DirectoryUser",
+    "DuplicateEmailError",
     "EndpointNotFoundError",
     "Federation",
     "FindResult",

@@ -7,16 +7,16 @@ and differ only where I/O happens (sending, reading, sleeping).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextvars
 import email.utils
 import ipaddress
-import json
 import logging
 import math
+import os
 import random
 import re
+import ssl
 import threading
 import time
 import zlib
@@ -46,6 +46,7 @@ from .errors import (
     TransportError,
     UserNotFoundError,
 )
+from .providers._wire import Reply, Request, redact_url
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -85,66 +86,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 USER_AGENT = f"userdir/{__version__}"
 
-# (status, headers, body) -> the error to raise for an HTTP error answer
-ErrorMapper = Callable[[int, httpx.Headers, bytes], APIError]
-
-
-#: Methods whose effect may happen twice if sent twice: never retried once sent.
-NOT_IDEMPOTENT = frozenset({"POST", "PATCH"})
-
-
-def _idempotent(request: Request) -> bool:
-    return request.method not in NOT_IDEMPOTENT
-
-
-def _headers(value: Mapping[str, str] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-    items = value.items() if isinstance(value, Mapping) else value
-    return tuple((str(name), str(text)) for name, text in items)
-
-
-@attrs.frozen
-class Request:
-    """A request as a dialect describes it; the engine encodes and sends it.
-
-    Every entry of ``path`` is one path segment, percent-encoded on the way out, so a
-    value such as ``../admin`` or ``a/b?c#d`` can never change the path or the query.
-    ``headers`` are added to this request only (``If-Match``, ``Content-Type``...).
-    ``idempotent`` says whether sending it twice is harmless: by default every method
-    but POST and PATCH. A request that is not idempotent is never retried once sent.
-    """
-
-    method: str
-    path: tuple[str, ...]
-    params: tuple[tuple[str, str], ...] = ()
-    json: Any = None
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_headers)
-    #: A listing or ``me``: a 404 means the endpoint is wrong, not that a user is missing.
-    endpoint_404: bool = False
-    idempotent: bool = attrs.field(
-        default=attrs.Factory(_idempotent, takes_self=True), kw_only=True
-    )
-
-    def header(self, name: str) -> str | None:
-        """The value of one of this request's own headers (any case), or None."""
-        wanted = name.lower()
-        return next((text for key, text in self.headers if key.lower() == wanted), None)
-
-
-@attrs.frozen
-class Answer:
-    """A successful HTTP answer: its status and its body, not yet decoded."""
-
-    status: int
-    body: bytes
-
-
-def _name_stale_version(error: PreconditionFailedError, request: Request) -> None:
-    """Say which version a refused conditional write (``If-Match``) named."""
-    version = request.header("If-Match")
-    if version is None:
-        return
-    error.version = version
-    error.message = f"{error.message} (the user changed since version {version[:80]})"
+# an HTTP error answer -> the error to raise for it
+ErrorMapper = Callable[[Reply], APIError]
+#: 0.1's name of a successful answer.
+Answer = Reply
 
 
 def _finite(value: object) -> float | None:
@@ -260,14 +205,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = when.replace(tzinfo=timezone.utc)
     current = datetime.now(timezone.utc).timestamp() if now is None else now
     return max(0.0, when.timestamp() - current)
-
-
-def redact_url(url: str) -> str:
-    """Drop any user-info (``user:secret@``) from a URL before showing it."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _bare_url(url: str) -> str:
@@ -455,6 +392,16 @@ def plain_http_warning(base_url: str, credentials: bool) -> str | None:
     )
 
 
+def _name_stale_version(error: PreconditionFailedError, request: Request) -> None:
+    """Say which version a refused conditional write (``If-Match``) named."""
+    wanted = "if-match"
+    version = next((text for key, text in request.headers if key.lower() == wanted), None)
+    if version is None:
+        return
+    error.version = version
+    error.message = f"{error.message} (the user changed since version {version[:80]})"
+
+
 class _EngineBase:
     """Everything the engines share; no I/O here."""
 
@@ -527,17 +474,36 @@ class _EngineBase:
     # -- request building ----------------------------------------------------
 
     def url_path(self, request: Request) -> str:
+        if request.url is not None:
+            return urlsplit(request.url).path or "/"
         return "/" + "/".join(encode_segment(s) for s in request.path)
+
+    def link_url(self, request: Request) -> str:
+        """A link the service gave, checked to stay on its origin (credentials go along)."""
+        assert request.url is not None
+        link, base = urlsplit(request.url), urlsplit(self.base_url)
+        if not link.scheme and not link.netloc and request.url.startswith("/"):
+            return f"{base.scheme}://{base.netloc}{request.url}"
+        if (link.scheme, link.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            raise MalformedResponseError(
+                f"the service linked to another origin ({link.scheme}://{link.hostname}); "
+                "not followed, the credentials would go along",
+                provider=self.provider,
+            )
+        return request.url
 
     def build(
         self, client: httpx.Client | httpx.AsyncClient, request: Request, deadline: float
     ) -> httpx.Request:
         """The httpx request, its timeouts cut to what is left of the call's budget."""
         left = self.time_left(request, deadline, sent=False)
-        try:
+        if request.url is not None:
+            url = self.link_url(request)
+        else:
             url = self.base_url + self.url_path(request)
+        try:
             if request.params:  # encoded here: a third of the cost of httpx's params=
-                url += "?" + encode_query(request.params)
+                url += ("&" if "?" in url else "?") + encode_query(request.params)
             http_request = client.build_request(
                 request.method, url, json=request.json, headers=request.headers or None
             )
@@ -711,7 +677,7 @@ class _EngineBase:
 
     def finish(
         self, request: Request, response: httpx.Response, body: bytes, attempt: int, t0: float
-    ) -> Answer:
+    ) -> Reply:
         """Log the answer; raise the mapped error for an HTTP error, else return it."""
         status = response.status_code
         if log.isEnabledFor(logging.DEBUG):
@@ -724,14 +690,15 @@ class _EngineBase:
                 (time.perf_counter() - t0) * 1000,
                 attempt,
             )
+        reply = Reply(status, response.headers, body)
         if 300 <= status < 400:
             raise self.redirect_error(request, response)
         if status >= 400:
-            error = self._error_mapper(status, response.headers, body)
+            error = self._error_mapper(reply)
             if attempt > 1 and request.method == "DELETE" and isinstance(error, UserNotFoundError):
                 # An earlier attempt deleted it and its answer was lost: the user is gone,
                 # which is what was asked.
-                return Answer(status, b"")
+                return Reply(status, response.headers, b"")
             if isinstance(error, EndpointNotFoundError) or (
                 request.endpoint_404 and isinstance(error, UserNotFoundError)
             ):
@@ -742,7 +709,7 @@ class _EngineBase:
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error
-        return Answer(status, body)
+        return reply
 
     def endpoint_not_found(self, request: Request, error: APIError) -> EndpointNotFoundError:
         """A listing's or ``me``'s 404 (or a service's "no such URL"), named for what it
@@ -799,19 +766,9 @@ class _EngineBase:
             error.location = self.scrubber(error.location)
         return error
 
-    def decode(self, request: Request, answer: Answer) -> Any:
+    def decode(self, request: Request, reply: Reply) -> Any:
         """The JSON of a successful answer (None when it has no body)."""
-        if answer.status == 204 or not answer.body.strip():
-            return None
-        try:
-            return json.loads(answer.body)
-        except (ValueError, RecursionError):
-            raise MalformedResponseError(
-                f"{request.method} {self.url_path(request)}: HTTP {answer.status} answer is "
-                "not valid JSON",
-                provider=self.provider,
-                status_code=answer.status,
-            ) from None
+        return reply.json(f"{request.method} {self.url_path(request)}", self.provider)
 
     def log_transport_error(self, request: Request, exc: BaseException, attempt: int) -> None:
         log.debug(
@@ -871,13 +828,54 @@ def _backoff(policy: Retries, failures: int) -> float:
     return float(min(policy.wait_max, wait))
 
 
-def _client_kwargs(engine: _EngineBase) -> dict[str, Any]:
-    return {
+_tls_lock = threading.Lock()
+_tls: dict[str, ssl.SSLContext] = {}
+
+
+def _tls_context(base_url: str) -> ssl.SSLContext:
+    """One TLS context per process, shared by every client, built on first HTTPS use.
+
+    Loading the CA bundle takes tens of milliseconds; a context per client paid it on
+    every ``connect()``, even for ``http://``. A client whose base URL is ``http://``
+    never speaks TLS (requests stay on the base URL's origin) and gets a context that
+    verifies against no CA at all: it fails closed should it ever be used.
+    """
+    kind = "https" if base_url.startswith("https:") else "none"
+    with _tls_lock:
+        context = _tls.get(kind)
+        if context is None:
+            if kind == "https":
+                context = httpx.create_ssl_context()
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            _tls[kind] = context
+        return context
+
+
+_PROXY_VARIABLES = {
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+}
+
+
+def _client_kwargs(engine: _EngineBase, transport: object) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
         "headers": engine._client_headers,
         "timeout": engine.timeout,
         "follow_redirects": False,
         "auth": engine._url_auth,
     }
+    if os.environ.keys() & _PROXY_VARIABLES:  # a proxy may speak TLS whatever the URL
+        kwargs["verify"] = _tls_context("https:")
+    elif transport is None:
+        kwargs["verify"] = _tls_context(engine.base_url)
+    else:  # a transport of the caller's: no TLS of ours is ever used
+        kwargs["verify"] = _tls_context("http:")
+    return kwargs
 
 
 class SyncEngine(_EngineBase):
@@ -885,61 +883,49 @@ class SyncEngine(_EngineBase):
 
     def __init__(self, *, transport: httpx.BaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
-        self._client = httpx.Client(transport=transport, **_client_kwargs(self))
+        self._client = httpx.Client(transport=transport, **_client_kwargs(self, transport))
 
     def close(self) -> None:
         """Close the connection pool; requests in flight end with DirectoryClosedError."""
         self.closed = True
         self._client.close()
 
-    def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
-        """Send with retries; return the parsed JSON answer or raise a userdir error.
+    def request(self, request: Request) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error."""
+        return self.decode(request, self.fetch(request))
 
-        ``on_sent`` is called once, as soon as the request is on the wire (or, where the
-        transport cannot tell, once the answer is in or the request failed): a caller
-        can hold busy work back until the network is busy for it.
-        """
-        return self.decode(request, self.fetch(request, on_sent=on_sent))
-
-    def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
-        """:meth:`request` without the JSON decoding: the successful answer, as sent."""
-        sent = _once_only(on_sent)
+    def fetch(self, request: Request) -> Reply:
+        """Send with retries; the successful answer, undecoded, or a userdir error."""
         deadline = self.deadline()
         first: Exception | None = None
         try:
-            try:
-                return self._once(request, 1, sent, deadline)
-            except Exception as exc:
-                if not self.may_retry(request, exc, deadline):
-                    raise
-                first = exc
-            cause, attempts, quiet = first, 1, _RETRYING.set(True)
-            try:
-                for attempt in self.retry_context(request, deadline):
-                    with attempt:
-                        if first is not None:
-                            failed, first = first, None
-                            raise failed
-                        attempts = attempt.num
-                        self.retrying(request, attempts, cause)
-                        try:
-                            return self._once(request, attempts, sent, deadline)
-                        except Exception as exc:
-                            cause = exc
-                            raise
-            except DirectoryError as exc:
-                self.gave_up(exc, attempts)
+            return self._once(request, 1, deadline)
+        except Exception as exc:
+            if not self.may_retry(request, exc, deadline):
                 raise
-            finally:
-                _RETRYING.reset(quiet)
-            raise AssertionError("unreachable")  # pragma: no cover
+            first = exc
+        cause, attempts, quiet = first, 1, _RETRYING.set(True)
+        try:
+            for attempt in self.retry_context(request, deadline):
+                with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
+                    attempts = attempt.num
+                    self.retrying(request, attempts, cause)
+                    try:
+                        return self._once(request, attempts, deadline)
+                    except Exception as exc:
+                        cause = exc
+                        raise
+        except DirectoryError as exc:
+            self.gave_up(exc, attempts)
+            raise
         finally:
-            if sent is not None:
-                sent()
+            _RETRYING.reset(quiet)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _once(
-        self, request: Request, attempt: int, sent: Callable[[], None] | None, deadline: float
-    ) -> Answer:
+    def _once(self, request: Request, attempt: int, deadline: float) -> Reply:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
@@ -947,8 +933,6 @@ class SyncEngine(_EngineBase):
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request, deadline)
-            if sent is not None:
-                http_request.extensions["trace"] = _on_sent(sent)
             response = self._client.send(http_request, stream=True)
             try:
                 reader = self.reader(request, response, deadline)
@@ -974,69 +958,58 @@ class AsyncEngine(_EngineBase):
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
-        self._client = httpx.AsyncClient(transport=transport, **_client_kwargs(self))
+        self._client = httpx.AsyncClient(transport=transport, **_client_kwargs(self, transport))
 
     async def close(self) -> None:
         """Close the connection pool; requests in flight end with DirectoryClosedError."""
         self.closed = True
         await self._client.aclose()
 
-    async def request(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Any:
-        """Send with retries; return the parsed JSON answer or raise a userdir error.
+    async def request(self, request: Request) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a userdir error."""
+        return self.decode(request, await self.fetch(request))
 
-        ``on_sent`` is called once, as soon as the request is on the wire (or once the
-        answer is in or the request failed).
-        """
-        return self.decode(request, await self.fetch(request, on_sent=on_sent))
-
-    async def fetch(self, request: Request, *, on_sent: Callable[[], None] | None = None) -> Answer:
-        """:meth:`request` without the JSON decoding: the successful answer, as sent."""
-        sent = _once_only(on_sent)
+    async def fetch(self, request: Request) -> Reply:
+        """Send with retries; the successful answer, undecoded, or a userdir error."""
         deadline = self.deadline()
         first: Exception | None = None
         try:
-            try:
-                return await self._once(request, 1, sent, deadline)
-            except Exception as exc:
-                if not self.may_retry(request, exc, deadline):
-                    raise
-                first = exc
-            cause, attempts, quiet = first, 1, _RETRYING.set(True)
-            try:
-                async for attempt in self.retry_context(request, deadline):
-                    with attempt:
-                        if first is not None:
-                            failed, first = first, None
-                            raise failed
-                        attempts = attempt.num
-                        self.retrying(request, attempts, cause)
-                        try:
-                            return await self._once(request, attempts, sent, deadline)
-                        except Exception as exc:
-                            cause = exc
-                            raise
-            except DirectoryError as exc:
-                self.gave_up(exc, attempts)
+            return await self._once(request, 1, deadline)
+        except Exception as exc:
+            if not self.may_retry(request, exc, deadline):
                 raise
-            finally:
-                _RETRYING.reset(quiet)
-            raise AssertionError("unreachable")  # pragma: no cover
+            first = exc
+        cause, attempts, quiet = first, 1, _RETRYING.set(True)
+        try:
+            async for attempt in self.retry_context(request, deadline):
+                with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
+                    attempts = attempt.num
+                    self.retrying(request, attempts, cause)
+                    try:
+                        return await self._once(request, attempts, deadline)
+                    except Exception as exc:
+                        cause = exc
+                        raise
+        except DirectoryError as exc:
+            self.gave_up(exc, attempts)
+            raise
         finally:
-            if sent is not None:
-                sent()
+            _RETRYING.reset(quiet)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _once(
-        self, request: Request, attempt: int, sent: Callable[[], None] | None, deadline: float
-    ) -> Answer:
+    async def _once(self, request: Request, attempt: int, deadline: float) -> Reply:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
             if wait:
+                import asyncio  # here: a blocking program never loads asyncio
+
                 await asyncio.sleep(wait)
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request, deadline)
-            if sent is not None:
-                http_request.extensions["trace"] = _on_sent_async(sent)
             response = await self._client.send(http_request, stream=True)
             try:
                 reader = self.reader(request, response, deadline)
@@ -1057,41 +1030,3 @@ class AsyncEngine(_EngineBase):
         except Exception as exc:
             raise self.failure(request, exc, attempt) from None
         return self.finish(request, response, body, attempt, t0)
-
-
-def _once_only(callback: Callable[[], None] | None) -> Callable[[], None] | None:
-    """``callback`` made idempotent: retries and the final clean-up may each call it."""
-    if callback is None:
-        return None
-    called = False
-
-    def call() -> None:
-        nonlocal called
-        if not called:
-            called = True
-            callback()
-
-    return call
-
-
-_SENT_EVENTS = ("http11.send_request_body.complete", "http2.send_request_body.complete")
-
-
-def _on_sent(callback: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
-    """An httpcore ``trace`` hook calling ``callback`` once the request body is written."""
-
-    def trace(event: str, info: dict[str, Any]) -> None:
-        if event in _SENT_EVENTS:
-            callback()
-
-    return trace
-
-
-def _on_sent_async(callback: Callable[[], None]) -> Callable[[str, dict[str, Any]], Any]:
-    """The asyncio twin of :func:`_on_sent` (httpcore awaits async trace hooks)."""
-
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        if event in _SENT_EVENTS:
-            callback()
-
-    return trace

@@ -13,6 +13,7 @@ The hierarchy::
     ├── UnsupportedOperationError    the directory cannot do this; raised before any request
     ├── TransportError               network failures and timeouts (after retries)
     ├── MalformedResponseError       a payload that cannot be mapped, a pagination loop
+    ├── DuplicateEmailError          a lookup found several users with one email_key
     ├── DirectoryClosedError         the directory was closed (before or during the call)
     └── APIError                     the service answered with an HTTP error
         ├── InvalidRequestError      400 / 422 validation
@@ -30,6 +31,8 @@ The hierarchy::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -37,6 +40,7 @@ __all__ = [
     "ConflictError",
     "DirectoryClosedError",
     "DirectoryError",
+    "DuplicateEmailError",
     "EndpointNotFoundError",
     "InvalidArgumentError",
     "InvalidRequestError",
@@ -149,6 +153,17 @@ class TransportError(DirectoryError):
 
 class MalformedResponseError(DirectoryError):
     """The service answered with something that cannot be mapped, or pagination looped."""
+
+
+class DuplicateEmailError(DirectoryError):
+    """An email lookup found several users with the same ``email_key``; ``count`` says how many.
+
+    Raised instead of picking one of them silently.
+    """
+
+    def __init__(self, message: str, *, count: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.count = count
 
 
 class DirectoryClosedError(DirectoryError):

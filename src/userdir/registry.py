@@ -13,7 +13,6 @@ import inspect
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 import attrs
@@ -35,11 +34,7 @@ from .directory import (
 )
 from .errors import ConfigError, DirectoryError
 from .models import Capabilities
-from .providers._base import Dialect
-from .providers.notion import NotionDialect
-from .providers.org_api import OrgApiDialect
-from .providers.rest import RestDialect
-from .providers.scim import ScimDialect
+from .providers._base import Dialect, error_mapper
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -71,11 +66,31 @@ COMMON_OPTIONS = frozenset(
     }
 )
 
+
+class _builtin:
+    """A built-in provider's dialect class, imported when the provider is first used."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def load(self) -> DialectFactory:
+        import importlib
+
+        factory: DialectFactory = getattr(
+            importlib.import_module(f".providers.{self.module}", __package__), self.name
+        )
+        return factory
+
+    def __call__(self, **options: Any) -> Dialect:
+        return self.load()(**options)
+
+
 _BUILTINS: dict[str, DialectFactory] = {
-    "notion": NotionDialect,
-    "org_api": OrgApiDialect,
-    "rest": RestDialect,
-    "scim": ScimDialect,
+    "notion": _builtin("notion", "NotionDialect"),
+    "org_api": _builtin("org_api", "OrgApiDialect"),
+    "rest": _builtin("rest", "RestDialect"),
+    "scim": _builtin("scim", "ScimDialect"),
 }
 _registered: dict[str, DialectFactory] = {}
 _entry_points: dict[str, DialectFactory] | None = None
@@ -119,6 +134,8 @@ def _load_entry_points() -> dict[str, DialectFactory]:
     global _entry_points
     with _lock:
         if _entry_points is None:
+            from importlib.metadata import entry_points  # only when a plugin is looked for
+
             found: dict[str, DialectFactory] = {}
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 found.setdefault(ep.name, _LazyEntryPoint(ep))
@@ -168,6 +185,12 @@ def _all() -> dict[str, tuple[DialectFactory, str]]:
 
 def get_provider(name: str) -> DialectFactory:
     """The dialect factory for ``name``; ``ConfigError`` listing the known ones if none."""
+    with _lock:  # registered and built-in names win over entry points: no scan for them
+        factory = _registered.get(name) or _BUILTINS.get(name)
+    if isinstance(factory, _builtin):
+        return factory.load()
+    if factory is not None:
+        return factory
     known = _all()
     if name not in known:
         raise ConfigError(
@@ -175,7 +198,7 @@ def get_provider(name: str) -> DialectFactory:
             f"(known: {', '.join(sorted(known))})"
         )
     factory = known[name][0]
-    return factory.load() if isinstance(factory, _LazyEntryPoint) else factory
+    return factory.load() if isinstance(factory, (_LazyEntryPoint, _builtin)) else factory
 
 
 def _signature(factory: DialectFactory) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
@@ -200,7 +223,7 @@ def available_providers() -> list[ProviderInfo]:
     out = []
     for name, (factory, source) in sorted(_all().items()):
         try:
-            real = factory.load() if isinstance(factory, _LazyEntryPoint) else factory
+            real = factory.load() if isinstance(factory, (_LazyEntryPoint, _builtin)) else factory
         except ConfigError:
             out.append(ProviderInfo(name, f"{source} (failed to load)", (), (), None))
             continue
@@ -261,7 +284,7 @@ def _parts(
         provider=dialect.name,
         base_url=dialect.base_url,
         auth_headers=dialect.auth_headers(),
-        error_mapper=dialect.map_error,
+        error_mapper=error_mapper(dialect),
     )
     return dialect, engine
 

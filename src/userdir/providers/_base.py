@@ -1,25 +1,21 @@
 """What every provider dialect shares: the dialect contract and pure helpers.
 
-A dialect is pure: it builds :class:`~userdir._http.Request` values, parses decoded
-JSON into models and maps native errors. It never does I/O, so one dialect drives
-both the sync and the async directory.
+A dialect is pure: it builds :class:`~userdir.providers.Request` values, reads
+decoded answers (and, where it needs them, the :class:`~userdir.providers.Reply`'s
+status and headers) into models, and maps error answers. It never does I/O, so one
+dialect drives both the sync and the async directory.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar
 
-import attrs
-import cattrs
-import httpx
-
-from .._http import Request, redact_url
-from .._secrets import quote
 from ..emails import email_key
 from ..errors import (
     APIError,
@@ -29,75 +25,39 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import Capabilities, DirectoryUser, NewUser, UserChanges, UserKind, UserStatus
+from ._fields import MAX_NESTING, Fields, describe, nesting_exceeds
+from ._paging import CursorPaging, ListPage, PageNumberPaging, Paging, Position
+from ._wire import Reply, Request, redact_url
 
 __all__ = [
     "BOT",
     "MAX_NESTING",
     "PERSON",
-    "STR_OR_NONE",
     "UNKNOWN_STATUS",
     "Dialect",
-    "Envelope",
+    "Fields",
     "ListPage",
-    "Paging",
+    "Reply",
+    "Request",
     "check_email",
     "check_id",
     "check_page_size",
     "describe",
     "error_fields",
-    "expect_list",
-    "expect_object",
-    "make_converter",
-    "map_payload",
+    "error_mapper",
     "nesting_exceeds",
-    "page_cursor",
+    "paging_of",
     "parse_datetime",
-    "require_id",
-    "require_shallow",
+    "user_parser",
 ]
-
-Paging = Literal["cursor", "pages_total", "pages_has_more"]
-T = TypeVar("T")
 
 MAX_ID_LENGTH = 256
 
 # Enum members read once: looking them up on the class costs more than a global, and
-# the fast mapping paths use them for every user.
+# the mappings use them for every user.
 PERSON = UserKind.PERSON
 BOT = UserKind.BOT
 UNKNOWN_STATUS = UserStatus.UNKNOWN
-STR_OR_NONE = (str, type(None))
-
-
-@attrs.frozen
-class Envelope:
-    """A list answer's envelope: the raw user payloads and where paging stands.
-
-    Cheap to read, so the directory can ask for the next page before it maps the users.
-    """
-
-    items: list[Any]
-    has_more: bool
-    next_cursor: str | None = None
-    total_pages: int | None = None
-    mapped: bool = False  # items are DirectoryUsers already (a dialect with parse_list only)
-    total_items: int | None = None
-
-
-@attrs.frozen
-class ListPage:
-    """One parsed list answer, before the pagination strategy looks at it.
-
-    ``next_cursor`` is used by cursor paging; ``total_pages`` by page numbers with
-    totals; ``has_more`` by all. ``total_items`` (how many users the directory holds,
-    where the service says) lets a page-number walk see the directory change.
-    """
-
-    users: list[DirectoryUser]
-    has_more: bool
-    next_cursor: str | None = None
-    total_pages: int | None = None
-    total_items: int | None = None
 
 
 class Dialect:
@@ -105,13 +65,20 @@ class Dialect:
 
     Subclasses set the class attributes and override what the service supports;
     everything else raises :class:`~userdir.UnsupportedOperationError` before any
-    request is built.
+    request is built. The hooks, all pure:
+
+    - requests: :meth:`list_request` (given a position of its ``paging``),
+      :meth:`get_request`, :meth:`email_request`, :meth:`me_request`,
+      :meth:`create_request`, :meth:`update_request`, :meth:`delete_request`;
+    - answers: :meth:`parse_page` (the envelope), :meth:`parse_item` (one user, the one
+      mapping path), :meth:`parse_user`, :meth:`parse_lookup`, :meth:`map_error`.
     """
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    #: How listings page (a strategy of :mod:`userdir.providers`).
     paging: ClassVar[Paging]
-    first_page: ClassVar[int] = 0
+    #: What the list answer calls its users (names them in errors: ``data[3].email``).
     items_key: ClassVar[str] = "items"
     base_url: str
 
@@ -122,84 +89,85 @@ class Dialect:
         """The headers that authenticate every request (values are secrets)."""
         raise NotImplementedError
 
+    # -- discovery --------------------------------------------------------------
+
+    def discovery_request(self) -> Request | None:
+        """A request to send once, before the first call that reads ``capabilities`` or
+        ``paging`` (SCIM's ``/ServiceProviderConfig``); None, the default: nothing to ask."""
+        return None
+
+    def discover(self, body: Any, reply: Reply | None = None) -> None:
+        """Take the discovery answer: set this instance's ``capabilities`` (and ``paging``).
+
+        Called at most once per directory, before the calls that depend on them.
+        """
+
     def protocol_headers(self) -> dict[str, str]:
         """Headers every request needs that are not secret (e.g. an API version)."""
         return {}
 
-    # -- reading --------------------------------------------------------------
+    # -- listing --------------------------------------------------------------
 
-    def list_request(
-        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
-    ) -> Request:
-        """The request for one page; ``filters`` only holds the server-side ones."""
+    def list_request(self, position: Any, page_size: int, filters: Mapping[str, str]) -> Request:
+        """The request for the page at ``position`` (a cursor, page number, offset or
+        link, as :attr:`paging` defines); ``filters`` only holds the server-side ones."""
         raise NotImplementedError
 
-    def parse_envelope(self, body: Any) -> Envelope:
-        """Check a list answer's envelope; the user payloads are left unparsed.
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
+        """Check a list answer's envelope; the user payloads are left unmapped.
 
-        A dialect may implement ``parse_list`` alone instead; then this maps the page
-        at once.
+        Reads where paging stands (``has_more``, the next cursor or link, totals) from
+        ``body`` or from ``reply.headers``. A dialect written for 0.1 may implement
+        ``parse_list`` (mapped users) instead.
         """
         if type(self).parse_list is Dialect.parse_list:
-            raise NotImplementedError("a dialect implements parse_envelope or parse_list")
-        page = self.parse_list(body)
-        return Envelope(
-            list(page.users),
-            page.has_more,
-            page.next_cursor,
-            page.total_pages,
-            True,
-            page.total_items,
-        )
+            raise NotImplementedError("a dialect implements parse_page")
+        return self.parse_list(body)
 
     @staticmethod
     def parse_item(payload: Any, what: str = "user") -> DirectoryUser:
         """Map one user payload of a list answer (``what`` names it in errors)."""
         raise NotImplementedError
 
-    @staticmethod
-    def fast_item(d: Any) -> DirectoryUser:
-        """Map a well-formed user payload, or raise anything (then ``parse_item`` explains)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def peek_next_cursor(body: bytes) -> str | None:
-        """A cheap guess at a cursor page's ``next_cursor``, read off the raw body.
-
-        Cursor walks send the guessed next request before decoding the page, and check
-        the guess once it is decoded (a wrong guess costs one wasted request, never a
-        wrong result). None, the default, means "no guess": decode first.
-        """
-        return None
-
-    def users_of(self, envelope: Envelope) -> list[DirectoryUser]:
-        """Map every user payload of a checked envelope, in order."""
-        if envelope.mapped:
-            return envelope.items
-        fast = self.fast_item
-        try:  # the whole page through the fast path: no per-item wrappers or labels
-            return [fast(item) for item in envelope.items]
-        except Exception:  # noqa: S110 - the detailed path names the bad item
+    def map_items(self, page: ListPage) -> list[DirectoryUser]:
+        """Map every user payload of a checked page, in order; errors name the item."""
+        items = page.items
+        if not items or type(items[0]) is DirectoryUser:  # mapped by the dialect already
+            return items
+        parse = self.parse_item
+        try:
+            return [parse(item) for item in items]
+        except MalformedResponseError:
             pass
-        parse, key = self.parse_item, self.items_key
-        return [parse(item, f"{key}[{i}]") for i, item in enumerate(envelope.items)]
+        key = self.items_key
+        return [parse(item, f"{key}[{i}]") for i, item in enumerate(items)]
 
     def parse_list(self, body: Any) -> ListPage:
-        """Parse one page of users."""
-        envelope = self.parse_envelope(body)
+        """Parse one page of users, mapped (a convenience over :meth:`parse_page`)."""
+        page = self.parse_page(body)
         return ListPage(
-            self.users_of(envelope),
-            envelope.has_more,
-            envelope.next_cursor,
-            envelope.total_pages,
-            envelope.total_items,
+            self.map_items(page),
+            page.has_more,
+            page.next_cursor,
+            page.total_pages,
+            page.total_items,
         )
+
+    def page_request(
+        self, position: Position, page_size: int, filters: Mapping[str, str]
+    ) -> Request:
+        """:meth:`list_request`, with a 0.1 dialect's page numbers passed as text."""
+        if isinstance(position, int) and isinstance(type(self).__dict__.get("paging"), str):
+            return self.list_request(str(position), page_size, filters)
+        return self.list_request(position, page_size, filters)
+
+    # -- single users ---------------------------------------------------------
 
     def get_request(self, user_id: str) -> Request:
         """The request that fetches one user by id (validates the id first)."""
         raise NotImplementedError
 
-    def parse_user(self, body: Any) -> DirectoryUser:
+    def parse_user(self, body: Any, reply: Reply | None = None) -> DirectoryUser:
         """Parse the answer of a single-user request."""
         raise NotImplementedError
 
@@ -207,31 +175,37 @@ class Dialect:
         """The request of a native email lookup (only where ``email_lookup == "native"``)."""
         raise self.unsupported("find_user_by_email (native)")
 
-    def me_request(self) -> Request:
-        """The request that fetches the token's own user."""
-        raise self.unsupported("me")
+    def parse_lookup(self, body: Any, reply: Reply | None = None) -> list[DirectoryUser]:
+        """The users an email lookup found (a filter may find several, or none).
 
-    # -- discovery and batched lookups (optional) -----------------------------
-
-    def discovery_request(self) -> Request | None:
-        """The request that reads what the server supports, once, before the first
-        operation (SCIM's ``/ServiceProviderConfig``); None when there is nothing to read."""
-        return None
-
-    def discover(self, body: Any) -> None:
-        """Take the discovery answer (None: the server has no such document)."""
+        By default the answer holds one user (:meth:`parse_user`); a service answering
+        a filter with a list overrides this.
+        """
+        return [self.parse_user(body)]
 
     def lookup_batches(self, emails: Sequence[str]) -> list[tuple[tuple[str, ...], Request]]:
-        """Requests that each find several emails (where ``email_lookup == "batch"``)."""
+        """Requests that each find several emails (where ``email_lookup == "batch"``).
+
+        Each entry is ``(the emails it asks for, the request)``; the directory sends them
+        concurrently and reads each answer with :meth:`parse_batch`.
+        """
         raise self.unsupported("find_users_by_email (batch)")
 
-    def parse_batch(self, body: Any) -> tuple[list[DirectoryUser], bool]:
-        """The users a batch found, and whether that is all (False: the page was capped)."""
+    def parse_batch(
+        self, body: Any, reply: Reply | None = None
+    ) -> tuple[list[DirectoryUser], bool]:
+        """The users a batch found, and whether that is all of them (False: the answer was
+        capped, and the directory asks again in halves)."""
         raise self.unsupported("find_users_by_email (batch)")
 
     def lookup_refused(self, error: APIError) -> bool:
-        """Whether a refused batch is worth asking again another way (the dialect switched)."""
+        """Whether a refused batch is worth asking again another way (the dialect switched
+        to it, e.g. SCIM's ``userName eq`` where ``emails[...]`` is refused)."""
         return False
+
+    def me_request(self) -> Request:
+        """The request that fetches the token's own user."""
+        raise self.unsupported("me")
 
     # -- writing --------------------------------------------------------------
 
@@ -257,14 +231,28 @@ class Dialect:
 
     # -- errors ---------------------------------------------------------------
 
-    def map_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIError:
-        """Turn an HTTP error answer into the right :class:`~userdir.APIError`."""
-        code, message, request_id = error_fields(body, headers)
-        cls = error_class_for_status(status)
+    def map_error(
+        self,
+        reply: Reply | int,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> APIError:
+        """Turn an HTTP error answer into the right :class:`~userdir.APIError`.
+
+        Called with a :class:`Reply`; ``map_error(status, headers, body)``, 0.1's form,
+        is still accepted.
+        """
+        reply = _as_reply(reply, headers, body)
+        code, message, request_id = error_fields(reply.body, reply.headers)
+        cls = error_class_for_status(reply.status)
         if message is None:
-            message = _not_json_message(self.name, status, headers)
+            message = _not_json_message(self.name, reply.status, reply.headers)
         return cls(
-            message, provider=self.name, status_code=status, code=code, request_id=request_id
+            message,
+            provider=self.name,
+            status_code=reply.status,
+            code=code,
+            request_id=request_id,
         )
 
     def unsupported(self, operation: str) -> UnsupportedOperationError:
@@ -278,7 +266,71 @@ class Dialect:
         return MalformedResponseError(what, provider=self.name)
 
 
-def _not_json_message(provider: str, status: int, headers: httpx.Headers) -> str:
+def _as_reply(reply: Reply | int, headers: Mapping[str, str] | None, body: bytes | None) -> Reply:
+    if isinstance(reply, Reply):
+        return reply
+    return Reply(reply, headers if headers is not None else {}, body or b"")
+
+
+def user_parser(dialect: Dialect) -> Callable[[Any, Reply], DirectoryUser]:
+    """``dialect.parse_user`` called as ``(body, reply)``, whatever its form (0.1: body only)."""
+    method: Callable[..., DirectoryUser] = dialect.parse_user
+    try:
+        params = inspect.signature(method).parameters.values()
+        positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    except (TypeError, ValueError):
+        positional = 2
+    if positional >= 2:
+        return method
+    return lambda body, reply: method(body)
+
+
+def paging_of(dialect: Dialect) -> Paging:
+    """The dialect's paging strategy; 0.1's ``paging = "cursor"`` strings are read too
+    (with a DeprecationWarning, as is a 0.1 ``parse_list`` without ``parse_page``)."""
+    paging: Any = dialect.paging
+    legacy = type(dialect).parse_page is Dialect.parse_page
+    if legacy:
+        _deprecated(dialect, "implements parse_list; implement parse_page and parse_item")
+    if isinstance(paging, Paging):
+        return paging
+    _deprecated(
+        dialect,
+        f"sets paging = {paging!r}; use a strategy of userdir.providers "
+        "(CursorPaging(), PageNumberPaging(first=..., totals=...))",
+    )
+    if paging == "cursor":
+        return CursorPaging()
+    first = getattr(dialect, "first_page", 0)
+    return PageNumberPaging(first=first, totals=paging == "pages_total")
+
+
+def _deprecated(dialect: Dialect, what: str) -> None:
+    warnings.warn(
+        f"{type(dialect).__name__} {what} (the 0.1 provider contract, still read)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+
+
+def error_mapper(dialect: Dialect) -> Callable[[Reply], APIError]:
+    """``dialect.map_error`` as the engines call it (with a Reply), whatever its form."""
+    method = dialect.map_error
+    try:
+        params = [
+            p
+            for p in inspect.signature(method).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= 3:  # a 0.1 dialect's map_error(status, headers, body)
+        _deprecated(dialect, "defines map_error(status, headers, body); take a Reply")
+        return lambda reply: method(reply.status, reply.headers, reply.body)
+    return method
+
+
+def _not_json_message(provider: str, status: int, headers: Mapping[str, str]) -> str:
     ctype = headers.get("content-type", "no content type").split(";")[0].strip()
     return (
         f"HTTP {status} answer whose body was not the {provider} service's JSON error "
@@ -286,7 +338,9 @@ def _not_json_message(provider: str, status: int, headers: httpx.Headers) -> str
     )
 
 
-def error_fields(body: bytes, headers: httpx.Headers) -> tuple[str | None, str | None, str | None]:
+def error_fields(
+    body: bytes, headers: Mapping[str, str]
+) -> tuple[str | None, str | None, str | None]:
     """Pull ``(code, message, request_id)`` from a JSON error body of any common shape.
 
     Understands ``{"code", "message"}``, ``{"error": "text"}``,
@@ -374,25 +428,6 @@ def check_page_size(provider: str, page_size: object, maximum: int) -> int:
     return page_size
 
 
-def page_cursor(provider: str, cursor: str | None, first: int) -> int:
-    """Read a page-number cursor (an opaque str to callers)."""
-    if cursor is None:
-        return first
-    if (
-        not isinstance(cursor, str)
-        or not (cursor.isascii() and cursor.isdigit())  # "²".isdigit() but int("²") fails
-        or len(cursor) > 9
-    ):
-        raise InvalidArgumentError(
-            f"not a cursor this {provider} directory gave out: {str(cursor)[:40]!r}",
-            provider=provider,
-        )
-    page = int(cursor)
-    if page < first:
-        raise InvalidArgumentError(f"page cursor below the first page: {cursor}", provider=provider)
-    return page
-
-
 _ISO_FRACTION = re.compile(r"(\.\d+)")
 
 
@@ -418,153 +453,3 @@ def parse_datetime(value: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed
-
-
-def _strict_str(value: Any, _: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _strict_bool(value: Any, _: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected a boolean, got {type(value).__name__}")
-    return value
-
-
-def _strict_int(value: Any, _: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {type(value).__name__}")
-    return value
-
-
-def _datetime(value: Any, _: Any) -> datetime:
-    return parse_datetime(value)
-
-
-def _mapping(value: Any, _: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
-    return value
-
-
-def make_converter() -> cattrs.Converter:
-    """A converter for native payloads: strict scalars, unknown keys ignored."""
-    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
-    converter.register_structure_hook(str, _strict_str)
-    converter.register_structure_hook(bool, _strict_bool)
-    converter.register_structure_hook(int, _strict_int)
-    converter.register_structure_hook(datetime, _datetime)
-    converter.register_structure_hook_func(lambda t: t == dict[str, Any], _mapping)
-    return converter
-
-
-def map_payload(
-    provider: str,
-    payload: Any,
-    what: str,
-    fast: Callable[[Any], DirectoryUser],
-    converter: cattrs.Converter,
-    cls: type[T],
-    finish: Callable[[T, Mapping[str, Any], str], DirectoryUser],
-) -> DirectoryUser:
-    """Map one user payload: a fast hand-written path, cattrs to explain the rest.
-
-    ``fast`` maps the common, well-formed shapes straight to a ``DirectoryUser`` and
-    raises anything otherwise. The detailed path then structures the payload into the
-    provider's native class with cattrs — naming the bad field in a
-    :class:`~userdir.MalformedResponseError` — and ``finish`` maps it. Both paths give
-    equal users for any payload the fast path takes (a property test checks it).
-    """
-    try:
-        return fast(payload)
-    except Exception:  # noqa: S110 - the detailed path below decides
-        pass
-    if not isinstance(payload, dict):
-        raise MalformedResponseError(
-            f"{what}: expected a JSON object, got {_json_type(payload)}", provider=provider
-        )
-    try:
-        native = converter.structure(payload, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
-        if isinstance(exc, cattrs.BaseValidationError):
-            details = "; ".join(cattrs.transform_error(exc, path=what))
-        else:
-            details = f"{what}: {exc}"
-        raise MalformedResponseError(
-            f"cannot map the answer: {details}", provider=provider
-        ) from None
-    except RecursionError:
-        raise MalformedResponseError(f"{what}: nested too deeply", provider=provider) from None
-    return finish(native, MappingProxyType(payload), what)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
-def describe(value: Any) -> str:
-    """A short description of a JSON value for a message: never its full text."""
-    if isinstance(value, str):
-        return quote(value)
-    return _json_type(value)
-
-
-#: How deeply a free-form value kept in ``extra`` may nest dicts and lists. Deeper is
-#: refused as malformed: no directory needs it, and it would make ``==``, ``repr`` and
-#: ``to_dict`` of the user run into Python's recursion limit.
-MAX_NESTING = 32
-
-
-def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
-    """Whether ``value`` nests dicts and lists more than ``limit`` levels (no recursion)."""
-    level = [value] if isinstance(value, (dict, list)) else []  # the containers only
-    for _ in range(limit):
-        inner: list[Any] = []
-        for container in level:
-            children = container.values() if isinstance(container, dict) else container
-            inner.extend(c for c in children if isinstance(c, (dict, list)))
-        level = inner
-    return bool(level)
-
-
-def require_shallow(provider: str, value: Any, what: str) -> None:
-    """Refuse a free-form value nested deeper than :data:`MAX_NESTING`."""
-    if nesting_exceeds(value):
-        raise MalformedResponseError(
-            f"{what}: nested deeper than {MAX_NESTING} levels", provider=provider
-        )
-
-
-def require_id(provider: str, user_id: str, what: str) -> None:
-    """Refuse a parsed user whose id is empty: it could be neither fetched nor told apart."""
-    if not user_id.strip():
-        raise MalformedResponseError(f"{what}.id: empty", provider=provider)
-
-
-def expect_object(provider: str, body: Any, what: str) -> dict[str, Any]:
-    """The body as a dict, or a MalformedResponseError saying what came instead."""
-    if not isinstance(body, dict):
-        raise MalformedResponseError(
-            f"{what}: expected a JSON object, got {_json_type(body)}", provider=provider
-        )
-    return body
-
-
-def expect_list(provider: str, value: Any, what: str) -> list[Any]:
-    """The value as a list, or a MalformedResponseError."""
-    if not isinstance(value, list):
-        raise MalformedResponseError(
-            f"{what}: expected an array, got {_json_type(value)}", provider=provider
-        )
-    return value

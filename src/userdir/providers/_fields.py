@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .._secrets import quote
 from ..errors import MalformedResponseError
 
-__all__ = ["Fields", "describe", "json_type"]
+__all__ = ["MAX_NESTING", "STR_OR_NONE", "Fields", "describe", "json_type", "nesting_exceeds"]
 
 #: How deeply a free-form value kept in ``extra`` may nest dicts and lists. Deeper is
 #: refused as malformed: no directory needs it, and it would make ``==``, ``repr`` and
@@ -23,6 +24,9 @@ __all__ = ["Fields", "describe", "json_type"]
 MAX_NESTING = 32
 
 _fromisoformat = datetime.fromisoformat
+#: For ``isinstance(value, STR_OR_NONE)``: a provider's inline check of its common
+#: fields, calling the reader (which raises, naming the field) only when it fails.
+STR_OR_NONE = (str, type(None))
 
 
 def json_type(value: Any) -> str:
@@ -45,20 +49,25 @@ def json_type(value: Any) -> str:
 def describe(value: Any) -> str:
     """A short description of a JSON value for a message: never its full text."""
     if isinstance(value, str):
-        return repr(value[:40])
+        return quote(value)
     return json_type(value)
 
 
 def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether ``value`` nests dicts and lists more than ``limit`` levels (no recursion)."""
     level = [value] if isinstance(value, (dict, list)) else []  # the containers only
-    for _ in range(limit):
+    depth = 0
+    while level:
+        if depth == limit:
+            return True
+        depth += 1
         inner: list[Any] = []
         for container in level:
-            children = container.values() if isinstance(container, dict) else container
-            inner.extend(c for c in children if isinstance(c, (dict, list)))
+            for child in container.values() if isinstance(container, dict) else container:
+                if isinstance(child, (dict, list)):
+                    inner.append(child)
         level = inner
-    return bool(level)
+    return False
 
 
 class Fields:
@@ -104,6 +113,15 @@ class Fields:
         if value is None or type(value) is str:
             return value
         raise self.wrong(what, label or key, "a string or null", value)
+
+    def opt_strs(self, d: dict[str, Any], keys: tuple[str, ...], what: str) -> tuple[Any, ...]:
+        """Several strings-or-None at once (one call for the common flat fields)."""
+        values = tuple(map(d.get, keys))
+        for value in values:
+            if value is not None and type(value) is not str:
+                for key in keys:
+                    self.opt_str(d, key, what)
+        return values
 
     def opt_bool(self, d: dict[str, Any], key: str, what: str, label: str = "") -> bool | None:
         """A boolean or None."""

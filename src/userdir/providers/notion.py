@@ -11,9 +11,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
-import httpx
 
-from .._http import Request, redact_url
 from .._secrets import check_credential
 from ..errors import (
     APIError,
@@ -22,32 +20,17 @@ from ..errors import (
     EndpointNotFoundError,
     InvalidArgumentError,
     InvalidRequestError,
-    MalformedResponseError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
     UserNotFoundError,
     error_class_for_status,
 )
-from ..models import _EMPTY, Capabilities, DirectoryUser, UserKind
-from ._base import (
-    BOT,
-    PERSON,
-    STR_OR_NONE,
-    UNKNOWN_STATUS,
-    Dialect,
-    Envelope,
-    check_id,
-    describe,
-    error_fields,
-    expect_list,
-    expect_object,
-    make_converter,
-    map_payload,
-    nesting_exceeds,
-    require_id,
-    require_shallow,
-)
+from ..models import _EMPTY, Capabilities, DirectoryUser
+from ._base import BOT, PERSON, UNKNOWN_STATUS, Dialect, _as_reply, check_id, error_fields
+from ._fields import STR_OR_NONE, Fields, describe
+from ._paging import CursorPaging, ListPage
+from ._wire import Reply, Request, redact_url
 
 __all__ = ["DEFAULT_NOTION_VERSION", "NotionDialect"]
 
@@ -78,163 +61,80 @@ ERROR_CODES: Mapping[str, type[APIError]] = {
 }
 
 
-# -- native payloads ---------------------------------------------------------
-
-
-@attrs.frozen
-class NotionPerson:
-    """``user.person``: the email only with the integration's email capability."""
-
-    email: str | None = None
-    email_verified: bool | None = None
-
-
-@attrs.frozen
-class NotionBot:
-    """``user.bot``: empty for other integrations, owner and workspace for the caller."""
-
-    owner: dict[str, Any] | None = None
-    workspace_name: str | None = None
-    workspace_id: str | None = None
-    workspace_limits: dict[str, Any] | None = None
-
-
-@attrs.frozen
-class NotionUser:
-    """A Notion user object, as the API sends it (unknown keys ignored)."""
-
-    object: str
-    id: str
-    type: str | None = None
-    name: str | None = None
-    avatar_url: str | None = None
-    person: NotionPerson | None = None
-    bot: NotionBot | None = None
-
-
-_converter = make_converter()
-
-
-_DICT_OR_NONE = (dict, type(None))
-_NEXT_CURSOR_KEY = b'"next_cursor":"'
-_PLAIN_CURSOR = re.compile(rb"[A-Za-z0-9_-]{1,256}")
-_BOT_KEYS = ("owner", "workspace_name", "workspace_id", "workspace_limits")
-
-
-def _fields(
-    user_id: str,
-    email: str | None,
-    name: str | None,
-    avatar_url: str | None,
-    kind: UserKind,
-    extra: Mapping[str, Any],
-    raw: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Every ``DirectoryUser`` field of a Notion user (both paths use it)."""
-    return {
-        "id": user_id,
-        "provider": "notion",
-        "email": email,
-        "name": name,
-        "given_name": None,
-        "family_name": None,
-        "username": None,
-        "avatar_url": avatar_url,
-        "kind": kind,
-        "role": None,
-        "status": UNKNOWN_STATUS,
-        "created_at": None,
-        "updated_at": None,
-        "last_login_at": None,
-        "extra": extra,
-        "raw": raw,
-    }
-
-
-def _fast_user(d: Any) -> DirectoryUser:
-    """The common shapes, straight to the model; anything else raises (see map_payload)."""
-    user_id, kind = d["id"], d["type"]
-    name, avatar = d.get("name"), d.get("avatar_url")
-    if (
-        d["object"] != "user"
-        or type(user_id) is not str
-        or not user_id.strip()
-        or not isinstance(name, STR_OR_NONE)
-        or not isinstance(avatar, STR_OR_NONE)
-    ):
-        raise TypeError
-    extra: Mapping[str, Any] = _EMPTY
-    email = None
-    if kind == "person" and "bot" not in d:
-        person = d.get("person")
-        if person is not None:
-            email = person.get("email")
-            verified = person.get("email_verified")
-            if not isinstance(email, STR_OR_NONE) or (
-                verified is not None and type(verified) is not bool
-            ):
-                raise TypeError
-            if verified is not None:
-                extra = MappingProxyType({"email_verified": verified})
-        user_kind = PERSON
-    elif kind == "bot" and "person" not in d:
-        bot = d.get("bot")
-        if bot:
-            owner, workspace_name, workspace_id, limits = (bot.get(k) for k in _BOT_KEYS)
-            if not (
-                isinstance(owner, _DICT_OR_NONE)
-                and isinstance(workspace_name, STR_OR_NONE)
-                and isinstance(workspace_id, STR_OR_NONE)
-                and isinstance(limits, _DICT_OR_NONE)
-                and not nesting_exceeds(owner)
-                and not nesting_exceeds(limits)
-            ):
-                raise TypeError
-            extra = MappingProxyType({k: bot[k] for k in _BOT_KEYS if bot.get(k) is not None})
-        elif bot is not None and type(bot) is not dict:
-            raise TypeError
-        user_kind = BOT
-    else:
-        raise TypeError
-    return DirectoryUser._trusted(
-        _fields(user_id, email, name, avatar, user_kind, extra, MappingProxyType(d))
-    )
-
-
-def _finish(native: NotionUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
-    """Map a structured Notion user (the detailed path) to the shared model."""
-    require_id(NotionDialect.name, native.id, what)
-    if native.object != "user":
-        raise MalformedResponseError(
-            f"{what}: expected object 'user', got {describe(native.object)}",
-            provider=NotionDialect.name,
-        )
-    extra: dict[str, Any] = {}
-    is_bot = native.type == "bot" or (native.type is None and native.bot is not None)
-    if native.type not in (None, "person", "bot"):
-        extra["type"] = native.type
-    email = None
-    if is_bot:
-        if native.bot is not None:
-            for key in _BOT_KEYS:
-                value = getattr(native.bot, key)
-                if value is not None:
-                    require_shallow(NotionDialect.name, value, f"{what}.bot.{key}")
-                    extra[key] = value
-    elif native.person is not None:
-        email = native.person.email
-        if native.person.email_verified is not None:
-            extra["email_verified"] = native.person.email_verified
-    kind = BOT if is_bot else PERSON
-    return DirectoryUser(
-        **_fields(native.id, email, native.name, native.avatar_url, kind, extra, raw)
-    )
+F = Fields("notion")
+opt_strs = F.opt_strs
+_STRINGS = ("type", "name", "avatar_url")
+_BOT_FIELDS = (
+    ("owner", F.opt_object),
+    ("workspace_name", F.opt_str),
+    ("workspace_id", F.opt_str),
+    ("workspace_limits", F.opt_object),
+)
 
 
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
-    """Parse one Notion user object."""
-    return map_payload(
-        NotionDialect.name, payload, what, _fast_user, _converter, NotionUser, _finish
+    """Map one Notion user object (the one mapping path): a person or a bot."""
+    d = payload
+    if type(d) is not dict:
+        F.object(d, what)
+    user_id = d.get("id")
+    if type(user_id) is not str or not user_id.strip():
+        F.id(d, what)  # raises, naming the field
+    kind = d.get("object")
+    if kind != "user":
+        raise F.error(what, f"expected object 'user', got {describe(kind)}")
+    user_type, name, avatar = d.get("type"), d.get("name"), d.get("avatar_url")
+    if not (
+        isinstance(user_type, STR_OR_NONE)
+        and isinstance(name, STR_OR_NONE)
+        and isinstance(avatar, STR_OR_NONE)
+    ):
+        opt_strs(d, _STRINGS, what)  # raises, naming the field
+    email = None
+    extra: Mapping[str, Any] = _EMPTY
+    person, bot = d.get("person"), d.get("bot")
+    if user_type == "bot" or (user_type is None and bot is not None):
+        user_kind = BOT
+        if bot is not None:
+            F.object(bot, f"{what}.bot")
+            values = {}
+            for key, read in _BOT_FIELDS:
+                value = read(bot, key, what, f"bot.{key}")
+                if value is not None:
+                    values[key] = value
+            extra = MappingProxyType(values) if values else _EMPTY
+    else:
+        user_kind = PERSON
+        if person is not None:
+            if type(person) is not dict:
+                F.object(person, f"{what}.person")
+            email, verified = person.get("email"), person.get("email_verified")
+            if email is not None and type(email) is not str:
+                F.opt_str(person, "email", what, "person.email")
+            if verified is not None:
+                F.opt_bool(person, "email_verified", what, "person.email_verified")
+                extra = MappingProxyType({"email_verified": verified})
+    if user_type not in (None, "person", "bot"):
+        extra = MappingProxyType({"type": user_type, **extra})
+    return DirectoryUser._trusted(
+        {
+            "id": user_id,
+            "provider": "notion",
+            "email": email,
+            "name": name,
+            "given_name": None,
+            "family_name": None,
+            "username": None,
+            "avatar_url": avatar,
+            "kind": user_kind,
+            "role": None,
+            "status": UNKNOWN_STATUS,
+            "created_at": None,
+            "updated_at": None,
+            "last_login_at": None,
+            "extra": extra,
+            "raw": MappingProxyType(d),
+        }
     )
 
 
@@ -262,7 +162,7 @@ class NotionDialect(Dialect):
     capabilities: ClassVar[Capabilities] = Capabilities(
         email_lookup="scan", me=True, paging="cursor", max_page_size=100, user_status=False
     )
-    paging = "cursor"
+    paging: ClassVar[CursorPaging] = CursorPaging()
     items_key = "results"
 
     token: str = attrs.field(kw_only=True)
@@ -295,43 +195,26 @@ class NotionDialect(Dialect):
         return {"Notion-Version": self.notion_version}
 
     def list_request(
-        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
+        self, position: str | None, page_size: int, filters: Mapping[str, str]
     ) -> Request:
         """``GET /v1/users?page_size=&start_cursor=``."""
         params: list[tuple[str, str]] = [("page_size", str(page_size))]
-        if cursor is not None:
-            if not isinstance(cursor, str) or not cursor or len(cursor) > 256:
+        if position is not None:
+            if not isinstance(position, str) or not position or len(position) > 256:
                 raise InvalidArgumentError("not a Notion cursor", provider=self.name)
-            params.append(("start_cursor", cursor))
+            params.append(("start_cursor", position))
         return Request("GET", ("v1", "users"), tuple(params))
 
-    fast_item = staticmethod(_fast_user)
     parse_item = staticmethod(parse_user)
 
-    @staticmethod
-    def peek_next_cursor(body: bytes) -> str | None:
-        """The last ``"next_cursor":"..."`` of a compact body, if it is a plain token.
-
-        Notion sends the envelope's keys after ``results``, so the last match is the
-        page's own cursor; the walk checks it against the decoded page in any case.
-        """
-        at = body.rfind(_NEXT_CURSOR_KEY)
-        if at < 0:
-            return None
-        start = at + len(_NEXT_CURSOR_KEY)
-        match = _PLAIN_CURSOR.match(body, start)
-        if match is None or body[match.end() : match.end() + 1] != b'"':
-            return None
-        return match.group().decode("ascii")
-
-    def parse_envelope(self, body: Any) -> Envelope:
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
         """Check a ``list`` object: ``results``, ``has_more``, ``next_cursor``."""
-        data = expect_object(self.name, body, "list answer")
+        data = F.object(body, "list answer")
         if data.get("object", "list") != "list":
             raise self.malformed(
                 f"list answer: expected object 'list', got {describe(data.get('object'))}"
             )
-        results = expect_list(self.name, data.get("results"), "list answer.results")
+        results = F.list(data.get("results"), "list answer.results")
         has_more = data.get("has_more", False)
         next_cursor = data.get("next_cursor")
         if type(has_more) is not bool:
@@ -344,13 +227,13 @@ class NotionDialect(Dialect):
             # it could not be sent back (over 256 characters, control characters, or
             # lone surrogates that no URL can carry)
             raise self.malformed("list answer.next_cursor: not a cursor that can be sent back")
-        return Envelope(results, has_more, next_cursor if has_more else None)
+        return ListPage(results, has_more, next_cursor if has_more else None)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /v1/users/{id}``; the id must be a UUID."""
         return Request("GET", ("v1", "users", check_notion_id(user_id)))
 
-    def parse_user(self, body: Any) -> DirectoryUser:
+    def parse_user(self, body: Any, reply: Reply | None = None) -> DirectoryUser:
         """Parse a user object."""
         return parse_user(body)
 
@@ -358,9 +241,16 @@ class NotionDialect(Dialect):
         """``GET /v1/users/me``: the token's bot."""
         return Request("GET", ("v1", "users", "me"))
 
-    def map_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIError:
+    def map_error(
+        self,
+        reply: Reply | int,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> APIError:
         """Notion's ``code`` decides; a non-JSON answer (a proxy's page) goes by status."""
-        code, message, request_id = error_fields(body, headers)
+        reply = _as_reply(reply, headers, body)
+        status, headers = reply.status, reply.headers
+        code, message, request_id = error_fields(reply.body, headers)
         if message is None:
             ctype = headers.get("content-type", "no content type").split(";")[0].strip()
             message = (

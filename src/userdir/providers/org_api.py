@@ -11,49 +11,31 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
-import httpx
 
-from .._http import Request
 from .._secrets import check_credential
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
 from ..models import _EMPTY, Capabilities, DirectoryUser
-from ._base import (
-    PERSON,
-    STR_OR_NONE,
-    UNKNOWN_STATUS,
-    Dialect,
-    Envelope,
-    check_email,
-    check_id,
-    expect_list,
-    expect_object,
-    make_converter,
-    map_payload,
-    page_cursor,
-    require_id,
-)
+from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
+from ._fields import STR_OR_NONE, Fields
+from ._paging import ListPage, PageNumberPaging
+from ._wire import Reply, Request
 
 __all__ = ["OrgApiDialect"]
 
 # How a "user not found" 400 is told from any other 400: its message.
 NOT_FOUND_MESSAGE = re.compile(r"not\s+found|no\s+such\s+user|does\s+not\s+exist", re.IGNORECASE)
 
-
-@attrs.frozen
-class OrgUser:
-    """A user as the org API sends it (unknown keys ignored)."""
-
-    id: str
-    email: str | None = None
-    username: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    picture_url: str | None = None
-    user_role: str | None = None
-    calendar_link: str | None = None
-
-
-_converter = make_converter()
+F = Fields("org_api")
+opt_strs = F.opt_strs
+_STRINGS = (
+    "email",
+    "username",
+    "first_name",
+    "last_name",
+    "picture_url",
+    "user_role",
+    "calendar_link",
+)
 
 
 def _join_name(first: str | None, last: str | None) -> str | None:
@@ -64,43 +46,16 @@ def _join_name(first: str | None, last: str | None) -> str | None:
     return first or last or None
 
 
-def _fields(
-    user_id: str,
-    email: str | None,
-    username: str | None,
-    first_name: str | None,
-    last_name: str | None,
-    picture_url: str | None,
-    user_role: str | None,
-    calendar_link: str | None,
-    raw: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The one mapping of org-API values to every ``DirectoryUser`` field (both paths)."""
-    return {
-        "id": user_id,
-        "provider": "org_api",
-        "email": email,
-        "name": _join_name(first_name, last_name),
-        "given_name": first_name or None,
-        "family_name": last_name or None,
-        "username": username,
-        "avatar_url": picture_url,
-        "kind": PERSON,
-        "role": user_role,
-        "status": UNKNOWN_STATUS,
-        "created_at": None,
-        "updated_at": None,
-        "last_login_at": None,
-        "extra": MappingProxyType({"calendar_link": calendar_link}) if calendar_link else _EMPTY,
-        "raw": raw,
-    }
-
-
-def _fast_user(d: Any) -> DirectoryUser:
-    """Well-formed payloads straight to the model; anything else raises (see map_payload)."""
+def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
+    """Map one org-API user object (the one mapping path)."""
+    d = payload
+    if type(d) is not dict:
+        F.object(d, what)
+    user_id = d.get("id")
+    if type(user_id) is not str or not user_id.strip():
+        F.id(d, what)  # raises, naming the field
     get = d.get
-    user_id, email, username, first, last = (
-        d["id"],
+    email, username, first, last = (
         get("email"),
         get("username"),
         get("first_name"),
@@ -108,9 +63,7 @@ def _fast_user(d: Any) -> DirectoryUser:
     )
     picture, role, calendar = get("picture_url"), get("user_role"), get("calendar_link")
     if not (
-        type(user_id) is str
-        and user_id.strip()
-        and isinstance(email, STR_OR_NONE)
+        isinstance(email, STR_OR_NONE)
         and isinstance(username, STR_OR_NONE)
         and isinstance(first, STR_OR_NONE)
         and isinstance(last, STR_OR_NONE)
@@ -118,32 +71,27 @@ def _fast_user(d: Any) -> DirectoryUser:
         and isinstance(role, STR_OR_NONE)
         and isinstance(calendar, STR_OR_NONE)
     ):
-        raise TypeError
+        opt_strs(d, _STRINGS, what)  # raises, naming the field
     return DirectoryUser._trusted(
-        _fields(user_id, email, username, first, last, picture, role, calendar, MappingProxyType(d))
+        {
+            "id": user_id,
+            "provider": "org_api",
+            "email": email,
+            "name": _join_name(first, last),
+            "given_name": first or None,
+            "family_name": last or None,
+            "username": username,
+            "avatar_url": picture,
+            "kind": PERSON,
+            "role": role,
+            "status": UNKNOWN_STATUS,
+            "created_at": None,
+            "updated_at": None,
+            "last_login_at": None,
+            "extra": MappingProxyType({"calendar_link": calendar}) if calendar else _EMPTY,
+            "raw": MappingProxyType(d),
+        }
     )
-
-
-def _finish(native: OrgUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
-    """Map a structured org-API user (the detailed path) to the shared model."""
-    require_id(OrgApiDialect.name, native.id, what)
-    fields = _fields(
-        native.id,
-        native.email,
-        native.username,
-        native.first_name,
-        native.last_name,
-        native.picture_url,
-        native.user_role,
-        native.calendar_link,
-        raw,
-    )
-    return DirectoryUser(**fields)
-
-
-def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
-    """Parse one org-API user object."""
-    return map_payload(OrgApiDialect.name, payload, what, _fast_user, _converter, OrgUser, _finish)
 
 
 @attrs.define(repr=False)
@@ -154,8 +102,7 @@ class OrgApiDialect(Dialect):
     capabilities: ClassVar[Capabilities] = Capabilities(
         email_lookup="native", paging="pages_has_more", max_page_size=100, user_status=False
     )
-    paging = "pages_has_more"
-    first_page = 0
+    paging: ClassVar[PageNumberPaging] = PageNumberPaging(first=0, totals=False)
     items_key = "users"
 
     api_key: str = attrs.field(kw_only=True)
@@ -172,24 +119,22 @@ class OrgApiDialect(Dialect):
         """The bare key: ``Authorization: <api key>``, never ``Bearer``."""
         return {"Authorization": self.api_key}
 
-    def list_request(
-        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
-    ) -> Request:
+    def list_request(self, position: int, page_size: int, filters: Mapping[str, str]) -> Request:
         """``GET /list-users?page=<n>&page_size=<n>`` (the first page is 0)."""
-        page = page_cursor(self.name, cursor, self.first_page)
-        return Request("GET", ("list-users",), (("page", str(page)), ("page_size", str(page_size))))
+        return Request(
+            "GET", ("list-users",), (("page", str(position)), ("page_size", str(page_size)))
+        )
 
-    fast_item = staticmethod(_fast_user)
     parse_item = staticmethod(parse_user)
 
-    def parse_envelope(self, body: Any) -> Envelope:
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
         """Check ``{"users": [...], "page", "page_size", "has_more"}``."""
-        data = expect_object(self.name, body, "list answer")
-        items = expect_list(self.name, data.get("users"), "list answer.users")
+        data = F.object(body, "list answer")
+        items = F.list(data.get("users"), "list answer.users")
         has_more = data.get("has_more", False)
         if type(has_more) is not bool:
             raise self.malformed("list answer.has_more: expected a boolean")
-        return Envelope(items, has_more)
+        return ListPage(items, has_more)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /fetch-user?id=<id>``."""
@@ -199,21 +144,26 @@ class OrgApiDialect(Dialect):
         """``GET /fetch-user?email=<email>`` (the service matches case-insensitively)."""
         return Request("GET", ("fetch-user",), (("email", check_email(self.name, email)),))
 
-    def parse_user(self, body: Any) -> DirectoryUser:
+    def parse_user(self, body: Any, reply: Reply | None = None) -> DirectoryUser:
         """Parse ``{"user": {...}}``."""
-        data = expect_object(self.name, body, "fetch-user answer")
+        data = F.object(body, "fetch-user answer")
         if "user" not in data:
             raise self.malformed("fetch-user answer: no 'user' key")
         return parse_user(data["user"], "fetch-user answer.user")
 
-    def map_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIError:
+    def map_error(
+        self,
+        reply: Reply | int,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> APIError:
         """A 400 whose message says "not found" is a missing user; any other 400 is not."""
-        error = super().map_error(status, headers, body)
+        error = super().map_error(reply, headers, body)
         if isinstance(error, InvalidRequestError) and NOT_FOUND_MESSAGE.search(error.message):
             return UserNotFoundError(
                 error.message,
                 provider=self.name,
-                status_code=status,
+                status_code=error.status_code,
                 code=error.code,
                 request_id=error.request_id,
             )

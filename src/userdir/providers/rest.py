@@ -6,34 +6,18 @@ Pure: builds requests and parses answers; the directories do the I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
 
-from .._http import Request
 from .._secrets import check_credential
 from ..errors import InvalidArgumentError
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
-from ._base import (
-    PERSON,
-    STR_OR_NONE,
-    UNKNOWN_STATUS,
-    Dialect,
-    Envelope,
-    check_email,
-    check_id,
-    expect_list,
-    expect_object,
-    make_converter,
-    map_payload,
-    nesting_exceeds,
-    page_cursor,
-    parse_datetime,
-    require_id,
-    require_shallow,
-)
+from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
+from ._fields import STR_OR_NONE, Fields
+from ._paging import ListPage, PageNumberPaging
+from ._wire import Reply, Request
 
 __all__ = ["RestDialect"]
 
@@ -41,53 +25,29 @@ STATUSES = {s.value: s for s in (UserStatus.ACTIVE, UserStatus.INACTIVE, UserSta
 # what each status value maps to, None (not sent) included; anything else is UNKNOWN
 _STATUS_OF: dict[str | None, UserStatus] = {None: UserStatus.UNKNOWN, **STATUSES}
 
-
-@attrs.frozen
-class RestUser:
-    """A user as the REST service sends it (unknown keys ignored)."""
-
-    id: str
-    email: str | None = None
-    name: str | None = None
-    role: str | None = None
-    status: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    last_login: datetime | None = None
-    settings: dict[str, Any] | None = None
+F = Fields("rest")
+opt_strs, opt_time = F.opt_strs, F.opt_time
+_STRINGS = ("email", "name", "role", "status")
 
 
-_converter = make_converter()
-
-
-_fromisoformat = datetime.fromisoformat
-
-
-def _time(value: Any) -> datetime:
-    """A timestamp the service sent (not None): parse_datetime's answer, faster."""
-    if type(value) is str and 10 <= len(value) <= 40:
-        try:  # the common case, inline
-            parsed = _fromisoformat(value)
-        except ValueError:
-            return parse_datetime(value)
-        if parsed.tzinfo is not None:
-            return parsed
-    return parse_datetime(value)
-
-
-def _fields(
-    user_id: str,
-    email: str | None,
-    name: str | None,
-    role: str | None,
-    status: str | None,
-    created_at: datetime | None,
-    updated_at: datetime | None,
-    last_login: datetime | None,
-    settings: dict[str, Any] | None,
-    raw: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The one mapping of REST values to every ``DirectoryUser`` field (both paths)."""
+def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
+    """Map one REST user object (the one mapping path)."""
+    d = payload
+    if type(d) is not dict:
+        F.object(d, what)
+    user_id = d.get("id")
+    if type(user_id) is not str or not user_id.strip():
+        F.id(d, what)  # raises, naming the field
+    get = d.get
+    email, name, role, status = get("email"), get("name"), get("role"), get("status")
+    if not (
+        isinstance(email, STR_OR_NONE)
+        and isinstance(name, STR_OR_NONE)
+        and isinstance(role, STR_OR_NONE)
+        and isinstance(status, STR_OR_NONE)
+    ):
+        opt_strs(d, _STRINGS, what)  # raises, naming the field
+    settings = F.opt_object(d, "settings", what) if "settings" in d else None
     known = _STATUS_OF.get(status)
     extra: Mapping[str, Any] = _EMPTY
     if known is None or settings is not None:
@@ -97,85 +57,26 @@ def _fields(
         if settings is not None:
             values["settings"] = settings
         extra = MappingProxyType(values)
-    return {
-        "id": user_id,
-        "provider": "rest",
-        "email": email,
-        "name": name,
-        "given_name": None,
-        "family_name": None,
-        "username": None,
-        "avatar_url": None,
-        "kind": PERSON,
-        "role": role,
-        "status": known or UNKNOWN_STATUS,
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "last_login_at": last_login,
-        "extra": extra,
-        "raw": raw,
-    }
-
-
-def _fast_user(d: Any) -> DirectoryUser:
-    """Well-formed payloads straight to the model; anything else raises (see map_payload)."""
-    get = d.get
-    user_id, email, name, role, status, settings = (
-        d["id"],
-        get("email"),
-        get("name"),
-        get("role"),
-        get("status"),
-        get("settings"),
+    return DirectoryUser._trusted(
+        {
+            "id": user_id,
+            "provider": "rest",
+            "email": email,
+            "name": name,
+            "given_name": None,
+            "family_name": None,
+            "username": None,
+            "avatar_url": None,
+            "kind": PERSON,
+            "role": role,
+            "status": known or UNKNOWN_STATUS,
+            "created_at": opt_time(d, "created_at", what),
+            "updated_at": opt_time(d, "updated_at", what),
+            "last_login_at": opt_time(d, "last_login", what),
+            "extra": extra,
+            "raw": MappingProxyType(d),
+        }
     )
-    created, updated, login = get("created_at"), get("updated_at"), get("last_login")
-    if not (
-        type(user_id) is str
-        and user_id.strip()
-        and isinstance(email, STR_OR_NONE)
-        and isinstance(name, STR_OR_NONE)
-        and isinstance(role, STR_OR_NONE)
-        and isinstance(status, STR_OR_NONE)
-        and (settings is None or (type(settings) is dict and not nesting_exceeds(settings)))
-    ):
-        raise TypeError
-    fields = _fields(
-        user_id,
-        email,
-        name,
-        role,
-        status,
-        created if created is None else _time(created),
-        updated if updated is None else _time(updated),
-        login if login is None else _time(login),
-        settings,
-        MappingProxyType(d),
-    )
-    return DirectoryUser._trusted(fields)
-
-
-def _finish(native: RestUser, raw: Mapping[str, Any], what: str) -> DirectoryUser:
-    """Map a structured REST user (the detailed path) to the shared model."""
-    require_id(RestDialect.name, native.id, what)
-    require_shallow(RestDialect.name, native.settings, f"{what}.settings")
-    fields = _fields(
-        native.id,
-        native.email,
-        native.name,
-        native.role,
-        native.status,
-        native.created_at,
-        native.updated_at,
-        native.last_login,
-        native.settings,
-        raw,
-    )
-    return DirectoryUser(**fields)
-
-
-def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
-    """Parse one REST user object."""
-    return map_payload(RestDialect.name, payload, what, _fast_user, _converter, RestUser, _finish)
 
 
 def _check_text(name: str, value: object, *, required: bool = True) -> None:
@@ -205,8 +106,7 @@ class RestDialect(Dialect):
         max_page_size=100,
         create_requires=frozenset({"email", "name", "password"}),
     )
-    paging = "pages_total"
-    first_page = 1
+    paging: ClassVar[PageNumberPaging] = PageNumberPaging(first=1, totals=True)
     items_key = "data"
 
     token: str = attrs.field(kw_only=True)
@@ -221,23 +121,19 @@ class RestDialect(Dialect):
         """``Authorization: Bearer <token>``."""
         return {"Authorization": f"Bearer {self.token}"}
 
-    def list_request(
-        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
-    ) -> Request:
+    def list_request(self, position: int, page_size: int, filters: Mapping[str, str]) -> Request:
         """``GET /api/v1/users?page=&limit=&status=&role=`` (the first page is 1)."""
-        page = page_cursor(self.name, cursor, self.first_page)
-        params = [("page", str(page)), ("limit", str(page_size))]
+        params = [("page", str(position)), ("limit", str(page_size))]
         params.extend((key, filters[key]) for key in ("status", "role") if key in filters)
         return Request("GET", ("api", "v1", "users"), tuple(params))
 
-    fast_item = staticmethod(_fast_user)
     parse_item = staticmethod(parse_user)
 
-    def parse_envelope(self, body: Any) -> Envelope:
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
         """Check ``{"data": [...], "meta": {"total", "page", "limit", "pages"}}``."""
-        data = expect_object(self.name, body, "list answer")
-        items = expect_list(self.name, data.get("data"), "list answer.data")
-        meta = expect_object(self.name, data.get("meta"), "list answer.meta")
+        data = F.object(body, "list answer")
+        items = F.list(data.get("data"), "list answer.data")
+        meta = F.object(data.get("meta"), "list answer.meta")
         page, pages = meta.get("page"), meta.get("pages")
         for key, value in (("page", page), ("pages", pages)):
             if type(value) is not int or value < 0:
@@ -247,15 +143,15 @@ class RestDialect(Dialect):
         total = meta.get("total")
         if total is not None and (type(total) is not int or total < 0):
             raise self.malformed("list answer.meta.total: expected a non-negative integer")
-        return Envelope(items, page < pages, None, pages, total_items=total)
+        return ListPage(items, page < pages, None, pages, total_items=total)
 
     def get_request(self, user_id: str) -> Request:
         """``GET /api/v1/users/{user_id}``."""
         return Request("GET", ("api", "v1", "users", check_id(self.name, user_id)))
 
-    def parse_user(self, body: Any) -> DirectoryUser:
+    def parse_user(self, body: Any, reply: Reply | None = None) -> DirectoryUser:
         """Parse ``{"data": {...}}``."""
-        data = expect_object(self.name, body, "user answer")
+        data = F.object(body, "user answer")
         if "data" not in data:
             raise self.malformed("user answer: no 'data' key")
         return parse_user(data["data"], "user answer.data")

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._http import Request
 from ..errors import (
     APIError,
     ConfigError,
@@ -30,8 +29,10 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
-from ._base import PERSON, Dialect, Envelope, _one_line, check_email, check_id
+from ._base import PERSON, Dialect, _as_reply, _one_line, check_email, check_id
 from ._fields import Fields, nesting_exceeds
+from ._paging import CursorPaging, ListPage, OffsetPaging, Paging
+from ._wire import Reply, Request
 
 __all__ = [
     "ENTERPRISE_SCHEMA",
@@ -555,7 +556,8 @@ class ScimDialect(Dialect):
     name: ClassVar[str] = NAME
     #: Before discovery; each dialect then holds its server's own (``self.capabilities``).
     capabilities: ClassVar[Capabilities] = capabilities_of(ScimFeatures())
-    paging = "cursor"
+    #: Before discovery; ``CursorPaging`` where the server announces RFC 9865 cursors.
+    paging: ClassVar[Paging] = OffsetPaging(start=1)
     items_key = "Resources"
     conditional_writes: ClassVar[bool] = True
 
@@ -575,13 +577,13 @@ class ScimDialect(Dialect):
         self._overrides = check_features(self.features)
         self._lookup_by = self.email_filter
         self.apply(ScimFeatures())
-        self.discovered = False
 
     def apply(self, features: ScimFeatures) -> None:
         """Take a server's features (the ``features=`` option still wins)."""
         self.server = attrs.evolve(features, **self._overrides)
-        # an instance attribute: this directory's server, not every SCIM server's
+        # instance attributes: this directory's server, not every SCIM server's
         self.__dict__["capabilities"] = capabilities_of(self.server)
+        self.__dict__["paging"] = CursorPaging() if self.server.cursor else OffsetPaging(start=1)
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <token>``."""
@@ -594,15 +596,12 @@ class ScimDialect(Dialect):
     # -- discovery --------------------------------------------------------------
 
     def discovery_request(self) -> Request | None:
-        """``GET /ServiceProviderConfig``, once per directory (None once read)."""
-        if self.discovered:
-            return None
+        """``GET /ServiceProviderConfig`` (the directory sends it once, before the rest)."""
         return Request("GET", ("ServiceProviderConfig",))
 
-    def discover(self, body: Any) -> None:
+    def discover(self, body: Any, reply: Reply | None = None) -> None:
         """Take the ``/ServiceProviderConfig`` answer (None: the server has none)."""
         self.apply(ScimFeatures() if body is None else features_of(body))
-        self.discovered = True
 
     # -- listing ----------------------------------------------------------------
 
@@ -611,10 +610,12 @@ class ScimDialect(Dialect):
         """Whether listings page with RFC 9865 cursors rather than ``startIndex``."""
         return self.server.cursor
 
-    def list_request(
-        self, cursor: str | None, page_size: int, filters: Mapping[str, str]
-    ) -> Request:
-        """``GET /Users`` with ``startIndex`` and ``count`` (or ``cursor``), and a filter."""
+    def list_request(self, position: Any, page_size: int, filters: Mapping[str, str]) -> Request:
+        """``GET /Users`` with ``startIndex`` and ``count`` (or ``cursor``), and a filter.
+
+        ``position`` is the 1-based ``startIndex`` (offset paging) or the cursor (None
+        for the first page).
+        """
         params: list[tuple[str, str]] = []
         conditions = []
         if "status" in filters:
@@ -633,9 +634,9 @@ class ScimDialect(Dialect):
         cap = self.server.page_cap()
         count = min(page_size, cap) if cap else page_size
         if self.cursor_paging:
-            params.append(("cursor", "" if cursor is None else _cursor_token(cursor)))
+            params.append(("cursor", "" if position is None else _cursor_token(position)))
         else:
-            params.append(("startIndex", str(_offset(cursor))))
+            params.append(("startIndex", str(1 if position is None else position)))
         params.append(("count", str(count)))
         return Request("GET", ("Users",), tuple(params))
 
@@ -644,21 +645,14 @@ class ScimDialect(Dialect):
         """Map one ``Resources`` entry."""
         return parse_scim_user(payload, what)
 
-    @staticmethod
-    def fast_item(d: Any) -> DirectoryUser:
-        """Map one ``Resources`` entry (the one mapping path)."""
-        return parse_scim_user(d)
-
-    def parse_envelope(self, body: Any) -> Envelope:
-        """Check a ``ListResponse``: ``totalResults``, ``Resources``, ``startIndex``."""
+    def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
+        """Check a ``ListResponse``: ``totalResults`` and the ``Resources`` that came back
+        (the paging steps by those, never by the ``count`` asked), or ``nextCursor``."""
         data, items, total = list_response(body)
         if self.cursor_paging:
             following = F.opt_str(data, "nextCursor", "list answer")
-            return Envelope(items, bool(following), following or None)
-        start = F.opt_int(data, "startIndex", "list answer") or 1
-        following_index = start + len(items)
-        more = bool(items) and total is not None and following_index <= total
-        return Envelope(items, more, str(following_index) if more else None)
+            return ListPage(items, bool(following), following or None, total_items=total)
+        return ListPage(items, bool(items), total_items=total)
 
     # -- single users -----------------------------------------------------------
 
@@ -666,9 +660,10 @@ class ScimDialect(Dialect):
         """``GET /Users/{id}``."""
         return Request("GET", ("Users", check_id(NAME, user_id)))
 
-    def parse_user(self, body: Any) -> DirectoryUser:
-        """Parse one ``User`` resource."""
-        return parse_scim_user(body, "user answer")
+    def parse_user(self, body: Any, reply: Reply | None = None) -> DirectoryUser:
+        """Parse one ``User`` resource (its ``ETag`` is the version where ``meta`` has none)."""
+        etag = reply.headers.get("etag") if reply is not None else None
+        return parse_scim_user(body, "user answer", etag)
 
     def lookup_batches(self, emails: Sequence[str]) -> list[tuple[tuple[str, ...], Request]]:
         """The requests finding ``emails``: ``or`` filters of bounded length, one per batch."""
@@ -685,7 +680,9 @@ class ScimDialect(Dialect):
             out.append((group, Request("GET", ("Users",), params)))
         return out
 
-    def parse_batch(self, body: Any) -> tuple[list[DirectoryUser], bool]:
+    def parse_batch(
+        self, body: Any, reply: Reply | None = None
+    ) -> tuple[list[DirectoryUser], bool]:
         """The users a lookup found, and whether that is all of them (not capped)."""
         _, items, total = list_response(body)
         users = [parse_scim_user(item, f"Resources[{i}]") for i, item in enumerate(items)]
@@ -740,19 +737,25 @@ class ScimDialect(Dialect):
 
     # -- errors -----------------------------------------------------------------
 
-    def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    def map_error(
+        self,
+        reply: Reply | int,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> APIError:
         """The SCIM error body mapped into the tree; ``code`` is its ``scimType``."""
-        error = parse_scim_error(body)
+        answer = _as_reply(reply, headers, body)
+        error = parse_scim_error(answer.body)
         if error is None:
-            return super().map_error(status, headers, body)  # type: ignore[arg-type]
-        cls = error_class(status, error.scim_type)
-        message = error.detail or f"HTTP {status} from the SCIM server"
+            return super().map_error(answer)
+        cls = error_class(answer.status, error.scim_type)
+        message = error.detail or f"HTTP {answer.status} from the SCIM server"
         return cls(
             message,
             provider=NAME,
-            status_code=status,
+            status_code=answer.status,
             code=error.scim_type,
-            request_id=_one_line(headers.get("x-request-id")),
+            request_id=_one_line(answer.headers.get("x-request-id")),
         )
 
 
@@ -765,16 +768,6 @@ def list_response(body: Any) -> tuple[dict[str, Any], list[Any], int | None]:
     if total is not None and (type(total) is not int or total < 0):
         raise F.wrong("list answer", "totalResults", "a non-negative integer", total)
     return data, items, total
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 1
-    if not (isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 10):
-        raise InvalidArgumentError(
-            f"not a cursor this scim directory gave out: {str(cursor)[:40]!r}", provider=NAME
-        )
-    return max(1, int(cursor))
 
 
 def _cursor_token(cursor: str) -> str:

@@ -20,10 +20,12 @@ from ._base import Emulator, RecordedRequest
 from ._faults import Fault
 from ._notion import NotionEmulator
 from ._org_api import OrgApiEmulator
+from ._providers import PROVIDERS, TestedProvider, provider_named
 from ._rest import RestEmulator
 from ._scim import ScimEmulator
 
 __all__ = [
+    "PROVIDERS",
     "Emulator",
     "Fault",
     "NotionEmulator",
@@ -31,4 +33,6 @@ __all__ = [
     "RecordedRequest",
     "RestEmulator",
     "ScimEmulator",
+    "TestedProvider",
+    "provider_named",
 ]

@@ -17,23 +17,16 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
 from ._base import Emulator
 from ._demo import seed_demo
-from ._notion import NotionEmulator
-from ._org_api import OrgApiEmulator
-from ._rest import RestEmulator
+from ._providers import PROVIDERS
 from ._scim import ScimEmulator
 
-EMULATORS: dict[str, type[NotionEmulator | OrgApiEmulator | RestEmulator | ScimEmulator]] = {
-    "notion": NotionEmulator,
-    "org_api": OrgApiEmulator,
-    "rest": RestEmulator,
-    "scim": ScimEmulator,
-}
+EMULATORS: dict[str, Callable[..., Emulator]] = {p.name: p.emulator for p in PROVIDERS}
 #: The ``connect()`` option and credential each emulator accepts unless ``--token`` says
 #: otherwise (its constructor's default), e.g. ``{"notion": ("token", "test-token")}``.
 DEFAULT_CREDENTIALS: dict[str, tuple[str, str]] = {
@@ -105,7 +98,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         type=int,
         default=None,
         metavar="N",
-        help="scim: the cap on every page (filter.maxResults; default 1000)",
+        help="scim: the cap on every page (filter.maxResults; default 100)",
     )
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"(default {DEFAULT_HOST})")
     serve.add_argument(

@@ -261,10 +261,32 @@ class Emulator:
     All state is guarded by one lock, so an emulator may be hit from many threads.
     """
 
-    #: Short service name (``"notion"``, ``"org_api"``, ``"rest"``).
+    #: Short service name (``"notion"``, ``"org_api"``, ``"rest"``): the provider's name.
     service: str = ""
     #: The ``connect()`` option, and the attribute, that holds the credential.
     credential_option: str = "token"
+    #: The base URL given with the in-process transport (None: the provider's default).
+    inprocess_url: str | None = "https://emulator.test"
+
+    def connect_options(self, base_url: str | None = None) -> dict[str, Any]:
+        """``userdir.connect()`` options for this emulator.
+
+        In-process (its ``transport``) unless ``base_url`` is given: the URL
+        :meth:`serve` yielded.
+        """
+        options: dict[str, Any] = dict(self.credentials)
+        if base_url is None:
+            options["transport"] = self.transport
+            base_url = self.inprocess_url
+        if base_url is not None:
+            options["base_url"] = base_url
+        return options
+
+    @staticmethod
+    def email_of(payload: Mapping[str, Any]) -> str | None:
+        """The email of a listed user's payload (as :attr:`users` shows it), if any."""
+        email = payload.get("email")
+        return email if isinstance(email, str) else None
 
     def __init__(self, *, latency: float = 0.0) -> None:
         if latency < 0:

@@ -54,32 +54,20 @@ class DemoCompany:
 
     def directories(self, **options: Any) -> dict[str, HttpDirectory]:
         """Blocking directories over the emulators' in-process transports (no network)."""
-        return {
-            "wiki": connect(
-                "notion", token=self.notion.token, transport=self.notion.transport, **options
-            ),
-            "hr": connect(
-                "org_api",
-                api_key=self.org_api.api_key,
-                base_url="https://hr.northwind.example",
-                transport=self.org_api.transport,
-                **options,
-            ),
-            "app": connect(
-                "rest",
-                token=self.rest.token,
-                base_url="https://app.northwind.example",
-                transport=self.rest.transport,
-                **options,
-            ),
-            "idp": connect(
-                "scim",
-                token=self.scim.token,
-                base_url="https://idp.northwind.example/scim/v2",
-                transport=self.scim.transport,
-                **options,
-            ),
+        urls = {
+            "wiki": None,
+            "hr": "https://hr.northwind.example",
+            "app": "https://app.northwind.example",
+            "idp": "https://idp.northwind.example/scim/v2",
         }
+        emulators = {"wiki": self.notion, "hr": self.org_api, "app": self.rest, "idp": self.scim}
+        out = {}
+        for label, emu in emulators.items():
+            given = emu.connect_options()
+            if urls[label] is not None:
+                given["base_url"] = urls[label]
+            out[label] = connect(emu.service, **given, **options)
+        return out
 
 
 def seed_demo(emulator: Emulator) -> None:

@@ -80,6 +80,15 @@ class NotionEmulator(Emulator):
     """
 
     service = "notion"
+    inprocess_url = None  # the provider's own default, api.notion.com
+
+    @staticmethod
+    def email_of(payload: Mapping[str, Any]) -> str | None:
+        """A person's ``person.email``; None for bots and hidden emails."""
+        person = payload.get("person")
+        email = person.get("email") if isinstance(person, dict) else None
+        return email if isinstance(email, str) else None
+
     #: The Notion API version whose response shapes are emulated.
     API_VERSION = "2025-09-03"
 

@@ -27,6 +27,7 @@ class OrgApiEmulator(EmailKeyedStore, Emulator):
 
     service = "org_api"
     credential_option = "api_key"
+    inprocess_url = "https://org.test"
 
     def __init__(self, api_key: str = "test-key", *, latency: float = 0.0) -> None:
         Emulator.__init__(self, latency=latency)

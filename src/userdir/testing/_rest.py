@@ -80,6 +80,7 @@ class RestEmulator(EmailKeyedStore, Emulator):
     """
 
     service = "rest"
+    inprocess_url = "https://rest.test"
 
     def __init__(self, token: str = "test-token", *, latency: float = 0.0) -> None:
         Emulator.__init__(self, latency=latency)

@@ -91,7 +91,8 @@ class ScimEmulator(Emulator):
     ``invalidFilter``, ``invalidValue``, ``invalidSyntax``, ``invalidPath``, ``noTarget``,
     ``mutability``, ``invalidCursor`` 400, 404 without ``scimType``.
 
-    ``max_results`` caps every page (announced as ``filter.maxResults``; default 1000);
+    ``max_results`` caps every page (announced as ``filter.maxResults``; default 100, as
+    many services do);
     ``cursor=True`` announces and serves cursor pagination; ``patch``, ``etag`` and
     ``filter`` switch those features (announced and served); ``announce`` deep-merges
     into the announced configuration, to play a server that announces wrongly;
@@ -101,6 +102,24 @@ class ScimEmulator(Emulator):
     service = "scim"
     #: The base path the served emulator announces (``READY`` lines, the demo).
     base_path = "/scim/v2"
+    inprocess_url = "https://scim.test/scim/v2"
+
+    def connect_options(self, base_url: str | None = None) -> dict[str, Any]:
+        """``userdir.connect()`` options; a served URL gets the ``/scim/v2`` base path."""
+        if base_url is not None and not base_url.rstrip("/").endswith(self.base_path):
+            base_url = base_url.rstrip("/") + self.base_path
+        return super().connect_options(base_url)
+
+    @staticmethod
+    def email_of(payload: Mapping[str, Any]) -> str | None:
+        """The primary (else first) email of a listed user's payload."""
+        emails = payload.get("emails")
+        if not isinstance(emails, list):
+            return None
+        values = [e for e in emails if isinstance(e, dict) and isinstance(e.get("value"), str)]
+        chosen = next((e for e in values if e.get("primary") is True), None)
+        chosen = chosen or (values[0] if values else None)
+        return None if chosen is None else str(chosen["value"])
 
     def __init__(
         self,
@@ -123,7 +142,7 @@ class ScimEmulator(Emulator):
             raise ValueError(f"unknown quirk(s): {', '.join(sorted(unknown))}")
         #: The token expected in ``Authorization: Bearer <token>``.
         self.token = token
-        self.max_results = max_results or 1000
+        self.max_results = max_results or 100
         self.cursor = cursor
         self.patch = patch
         self.etag = etag
