@@ -96,6 +96,13 @@ FULL_USER: dict[str, Any] = {
 # -- the pure pieces ---------------------------------------------------------------
 
 
+def _deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 def test_mapping_of_core_and_enterprise_user() -> None:
     user = parse_scim_user(FULL_USER)
     assert (user.id, user.provider, user.username) == ("2819c223", "scim", "bjensen@example.com")
@@ -150,6 +157,7 @@ def test_etag_header_is_the_version_when_meta_has_none() -> None:
     ("payload", "named"),
     [
         ({"id": 5}, "user.id"),
+        ("not an object", "user: expected a JSON object"),
         (
             {"id": "1", "emails": [{"value": "a@x.com"}, {"value": 3, "primary": True}]},
             "user.emails[1].value",
@@ -160,6 +168,9 @@ def test_etag_header_is_the_version_when_meta_has_none() -> None:
         ({"id": "1", "meta": {"created": "yesterday"}}, "user.meta.created"),
         ({"id": "1", "meta": {"version": 1}}, "user.meta.version"),
         ({"id": "1", ENTERPRISE_SCHEMA: []}, f"user.{ENTERPRISE_SCHEMA}"),
+        ({"id": "1", "roles": [{"value": "a"}, 7]}, "user.roles[1]"),
+        ({"id": "1", "photos": [{"value": ["x"]}]}, "user.photos[0].value"),
+        ({"id": "1", "groups": _deep(40)}, "user.groups: nested deeper than 32"),
     ],
 )
 def test_a_malformed_user_names_the_field(payload: dict[str, Any], named: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -30,7 +31,7 @@ from ..errors import (
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
 from ._base import PERSON, Dialect, _as_reply, _one_line, check_email, check_id
-from ._fields import Fields, nesting_exceeds
+from ._fields import MAX_NESTING, STR_OR_NONE, Fields, nesting_exceeds
 from ._paging import CursorPaging, ListPage, OffsetPaging, Paging
 from ._wire import Reply, Request
 
@@ -170,30 +171,35 @@ def status_filter(status: str) -> str:
 # -- users ---------------------------------------------------------------------------
 
 
-def _multi(d: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
-    """A multi-valued attribute (``emails``, ``roles``...) as a list of objects."""
-    value = d.get(key)
-    if value is None:
-        return []
-    items = F.list(value, f"{what}.{key}")
-    for i, item in enumerate(items):
-        F.object(item, f"{what}.{key}[{i}]")
-    return items
-
-
-def _pick(items: list[dict[str, Any]], what: str, key: str, prefer: str | None) -> str | None:
-    """The ``value`` of the primary item, else the first of type ``prefer``, else the first."""
-    chosen = -1
-    for i, item in enumerate(items):
-        if item.get("primary") is True:
-            chosen = i
-            break
-    if chosen < 0 and prefer is not None:
-        chosen = next((i for i, item in enumerate(items) if item.get("type") == prefer), -1)
-    if chosen < 0 and items:
-        chosen = 0
-    if chosen < 0:
+def _pick(d: dict[str, Any], key: str, what: str, prefer: str | None) -> str | None:
+    """The ``value`` of a multi-valued attribute's primary item, else the first of type
+    ``prefer``, else the first (``emails``, ``roles``, ``photos``)."""
+    items = d.get(key)
+    if items is None:
         return None
+    if type(items) is list and len(items) == 1:  # the common case: one value
+        only = items[0]
+        if type(only) is dict:
+            value = only.get("value")
+            if value is None or type(value) is str:
+                return value
+    if type(items) is not list:
+        F.list(items, f"{what}.{key}")  # raises, naming the field
+    chosen = None
+    for i, item in enumerate(items):
+        if type(item) is not dict:
+            F.object(item, f"{what}.{key}[{i}]")  # raises
+        if chosen is None and item.get("primary") is True:
+            chosen = i
+    if chosen is None and prefer is not None:
+        chosen = next((i for i, item in enumerate(items) if item.get("type") == prefer), None)
+    if chosen is None:
+        if not items:
+            return None
+        chosen = 0
+    value = items[chosen].get("value")
+    if value is None or type(value) is str:
+        return value
     return F.opt_str(items[chosen], "value", what, f"{key}[{chosen}].value")
 
 
@@ -205,47 +211,105 @@ def _extra(d: dict[str, Any], enterprise: dict[str, Any] | None, what: str) -> M
             values.setdefault(key, value)
     if not values:
         return _EMPTY
-    for key, value in values.items():
-        if isinstance(value, (dict, list)) and nesting_exceeds(value):
-            raise F.error(f"{what}.{key}", "nested too deeply")
+    containers = [v for v in values.values() if type(v) is dict or type(v) is list]
+    # one walk over all of them (the list is one level more), the detail only if too deep
+    if containers and nesting_exceeds(containers, MAX_NESTING + 1):
+        for key, value in values.items():
+            if nesting_exceeds(value):
+                raise F.error(f"{what}.{key}", f"nested deeper than {MAX_NESTING} levels")
     return MappingProxyType(values)
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _time(meta: dict[str, Any], key: str, what: str) -> datetime | None:
+    """``meta.created``/``meta.lastModified``: the common form inline, else the reader."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    if type(value) is str and 10 <= len(value) <= 40:
+        try:
+            parsed = _fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return F.opt_time(meta, key, what, f"meta.{key}")
+
+
+_NAME_PARTS = ("givenName", "familyName", "formatted")
 
 
 def parse_scim_user(payload: Any, what: str = "user", etag: str | None = None) -> DirectoryUser:
     """Map a SCIM ``User`` resource (core and enterprise extension) to the shared model.
 
     ``etag`` (the answer's ``ETag`` header) is the version when ``meta.version`` is
-    absent. Raises :class:`~userdir.MalformedResponseError` naming the bad field.
+    absent. Raises :class:`~userdir.MalformedResponseError` naming the bad field. Each
+    field is checked inline; the field readers run only to explain a wrong one.
     """
-    d = F.object(payload, what)
-    user_id = F.id(d, what)
-    username = F.opt_str(d, "userName", what)
-    display = F.opt_str(d, "displayName", what)
-    name = F.opt_object(d, "name", what) or {}
-    given = F.opt_str(name, "givenName", what, "name.givenName")
-    family = F.opt_str(name, "familyName", what, "name.familyName")
-    formatted = F.opt_str(name, "formatted", what, "name.formatted")
-    active = F.opt_bool(d, "active", what)
-    meta = F.opt_object(d, "meta", what) or {}
-    version = F.opt_str(meta, "version", what, "meta.version") or etag
-    enterprise = F.opt_object(d, ENTERPRISE_SCHEMA, what)
+    d = payload
+    if type(d) is not dict:
+        F.object(d, what)  # raises
+    get = d.get
+    user_id = get("id")
+    if type(user_id) is not str or not user_id.strip():
+        F.id(d, what)  # raises
+    username, display, active = get("userName"), get("displayName"), get("active")
+    if not (
+        isinstance(username, STR_OR_NONE)
+        and isinstance(display, STR_OR_NONE)
+        and (active is None or type(active) is bool)
+    ):
+        F.opt_str(d, "userName", what)
+        F.opt_str(d, "displayName", what)
+        F.opt_bool(d, "active", what)
+    name = get("name")
+    given = family = formatted = None
+    if name is not None:
+        if type(name) is not dict:
+            F.opt_object(d, "name", what)  # raises
+        given, family, formatted = (
+            name.get("givenName"),
+            name.get("familyName"),
+            name.get("formatted"),
+        )
+        if not (
+            isinstance(given, STR_OR_NONE)
+            and isinstance(family, STR_OR_NONE)
+            and isinstance(formatted, STR_OR_NONE)
+        ):
+            for key in _NAME_PARTS:
+                F.opt_str(name, key, what, f"name.{key}")
+    meta = get("meta")
+    if meta is None:
+        meta = {}
+    elif type(meta) is not dict:
+        F.opt_object(d, "meta", what)  # raises
+    version = meta.get("version")
+    if not isinstance(version, STR_OR_NONE):
+        F.opt_str(meta, "version", what, "meta.version")  # raises
+    enterprise = get(ENTERPRISE_SCHEMA)
+    if enterprise is not None and type(enterprise) is not dict:
+        F.opt_object(d, ENTERPRISE_SCHEMA, what)  # raises
     full = display or formatted or (" ".join(p for p in (given, family) if p) or None)
     fields = {
         "id": user_id,
         "provider": NAME,
-        "email": _pick(_multi(d, "emails", what), what, "emails", "work"),
+        "email": _pick(d, "emails", what, "work"),
         "name": full,
         "given_name": given,
         "family_name": family,
         "username": username,
-        "avatar_url": _pick(_multi(d, "photos", what), what, "photos", "photo"),
+        "avatar_url": _pick(d, "photos", what, "photo"),
         "kind": PERSON,
-        "role": _pick(_multi(d, "roles", what), what, "roles", None),
+        "role": _pick(d, "roles", what, None),
         "status": _UNKNOWN if active is None else (_ACTIVE if active else _INACTIVE),
-        "created_at": F.opt_time(meta, "created", what, "meta.created"),
-        "updated_at": F.opt_time(meta, "lastModified", what, "meta.lastModified"),
+        "created_at": _time(meta, "created", what),
+        "updated_at": _time(meta, "lastModified", what),
         "last_login_at": None,
-        "version": version,
+        "version": version or etag,
         "extra": _extra(d, enterprise, what),
         "raw": MappingProxyType(d),
     }
