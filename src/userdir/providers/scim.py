@@ -704,10 +704,8 @@ class ScimDialect(Dialect):
         params.append(("count", str(count)))
         return Request("GET", ("Users",), tuple(params))
 
-    @staticmethod
-    def parse_item(payload: Any, what: str = "user") -> DirectoryUser:
-        """Map one ``Resources`` entry."""
-        return parse_scim_user(payload, what)
+    #: Map one ``Resources`` entry (the mapping itself: no wrapper per user).
+    parse_item = staticmethod(parse_scim_user)
 
     def parse_page(self, body: Any, reply: Reply | None = None) -> ListPage:
         """Check a ``ListResponse``: ``totalResults`` and the ``Resources`` that came back
