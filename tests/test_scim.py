@@ -425,6 +425,18 @@ def test_a_capped_batch_is_asked_again_in_halves(connect: Any) -> None:
     assert sizes == [8, 4, 2, 2, 4, 2, 2]  # 8 capped, its halves capped, their halves whole
 
 
+def test_two_users_with_one_email_are_not_picked_from(connect: Any) -> None:
+    emu = emulator(3)
+    emu.add_user(email="shared@example.com", name="One", user_name="one")
+    emu.add_user(email="Shared@Example.com", name="Two", user_name="two")
+    d = scim(connect, emu)
+    with pytest.raises(userdir.DuplicateEmailError) as raised:
+        d.find_user_by_email("shared@example.com")
+    assert raised.value.count == 2
+    found = d.find_users_by_email([emu.users[0]["userName"], "ghost@example.com"])
+    assert found["ghost@example.com"] is None
+
+
 def test_lookup_falls_back_to_username_where_emails_filters_are_refused(connect: Any) -> None:
     emu = emulator(4, quirks={"no_email_filter"})
     d = scim(connect, emu)

@@ -405,6 +405,27 @@ class _DirectoryBase:
             b for part in (group[:half], group[half:]) for b in self.dialect.lookup_batches(part)
         ]
 
+    def _batched(
+        self, matcher: EmailMatcher, found: list[list[DirectoryUser]]
+    ) -> dict[str, DirectoryUser | None]:
+        """The result of batched lookups; several users with one wanted email is an error."""
+        ids: dict[str, set[str]] = {}
+        for users in found:
+            for user in users:
+                key = user.email_key
+                if key is not None and key in matcher.wanted:
+                    ids.setdefault(key, set()).add(user.id)
+                    matcher.feed(user)
+        for key, same in ids.items():
+            if len(same) > 1:
+                raise DuplicateEmailError(
+                    f"{len(same)} users share the email {matcher.wanted[key][0]!r}: "
+                    "refusing to pick one",
+                    provider=self.provider,
+                    count=len(same),
+                )
+        return matcher.result()
+
     def _batch_users(self, request: Request, reply: Reply) -> tuple[list[DirectoryUser], bool]:
         return self.dialect.parse_batch(reply.json(request.where(), self.provider), reply)
 
@@ -628,10 +649,7 @@ class HttpDirectory(_DirectoryBase):
                     for one in asked:
                         one.cancel()
                     self._release(pool)
-            for batch_users in found:
-                for found_user in batch_users:
-                    matcher.feed(found_user)
-            return matcher.result()
+            return self._batched(matcher, found)
         if self.capabilities.email_lookup == "native":
             keys = matcher.distinct()
             if len(keys) == 1:
@@ -900,10 +918,8 @@ class AsyncHttpDirectory(_DirectoryBase):
                     return await self._batch(group, request)
 
             batches = self.dialect.lookup_batches(matcher.distinct())
-            for batch_users in await asyncio.gather(*(batch(*b) for b in batches)):
-                for found_user in batch_users:
-                    matcher.feed(found_user)
-            return matcher.result()
+            found = await asyncio.gather(*(batch(*b) for b in batches))
+            return self._batched(matcher, found)
         if self.capabilities.email_lookup == "native":
             import asyncio
 
