@@ -4,7 +4,7 @@ Pure: builds requests and reads answers; the directories do the I/O. The SCIM pi
 are module-level functions — the user mapping, filters and their escaping, email
 batches, PATCH and PUT bodies, error bodies, ``/ServiceProviderConfig`` — and
 :class:`ScimDialect` puts them together. A directory reads the server's
-``/ServiceProviderConfig`` once, lazily, before its first request
+``/ServiceProviderConfig`` once, lazily, before its first listing, lookup or update
 (:meth:`ScimDialect.discovery_request`), and ``features=`` overrides what it announces.
 """
 
