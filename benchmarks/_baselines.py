@@ -70,10 +70,25 @@ def _rest_pages(client: httpx.Client, url: str) -> Iterator[list[Any]]:
         page += 1
 
 
+def _scim_pages(client: httpx.Client, url: str) -> Iterator[list[Any]]:
+    """SCIM's sequential ``startIndex`` loop; it steps by what came back (servers cap)."""
+    start = 1
+    while True:
+        response = client.get(f"{url}/Users", params={"startIndex": start, "count": PAGE_SIZE})
+        response.raise_for_status()
+        body = response.json()
+        users = body.get("Resources", [])
+        yield users
+        start += len(users)
+        if not users or start > body["totalResults"]:
+            return
+
+
 _PAGES: dict[str, Callable[[httpx.Client, str], Iterator[list[Any]]]] = {
     "notion": _notion_pages,
     "org_api": _org_api_pages,
     "rest": _rest_pages,
+    "scim": _scim_pages,
 }
 
 

@@ -22,6 +22,7 @@ from userdir.testing import PROVIDERS as TESTED
 from ._baselines import PAGE_SIZE, BareLoop, notion_client_lister
 from ._measure import Contender, Series, compare
 from ._report import Row, fmt_seconds
+from ._scim import scim_emails_case, scim_listing_case
 from ._server import EmulatorServer
 
 __all__ = ["CASES", "Case", "Config"]
@@ -30,7 +31,7 @@ LATENCY = 0.020
 USERS = 10_000
 CONCURRENCY = 8
 PROVIDERS = tuple(p.name for p in TESTED)
-LABELS = {"rest": "REST", "org_api": "org API", "notion": "Notion"}
+LABELS = {"rest": "REST", "org_api": "org API", "notion": "Notion", "scim": "SCIM"}
 
 
 @dataclass(frozen=True)
@@ -594,7 +595,7 @@ def threads_case(cfg: Config) -> list[Row]:
     ]
 
 
-# -- 10: reconcile apply, concurrent writes -----------------------------------------------
+# -- 17: reconcile apply, concurrent writes -----------------------------------------------
 
 
 RECONCILE_UPDATES = 1_000
@@ -642,7 +643,7 @@ def reconcile_case(cfg: Config) -> list[Row]:
                 raise RuntimeError(f"reconcile {s.name}: {result.counts}")
     return [
         Row(
-            "10",
+            "17",
             f"REST: apply {RECONCILE_UPDATES:,} updates @{LATENCY * 1000:g} ms, "
             f"concurrency={CONCURRENCY}: speed-up",
             fmt_seconds(lib.wall),
@@ -676,8 +677,18 @@ CASES: dict[str, Case] = {
         Case("startup", "8: import, connect() and a CLI's first request", startup_case),
         Case("threads", "9: the blocking walk's worker threads", threads_case),
         Case(
+            "scim",
+            "16a: SCIM listing capped at 100/page, userdir >= 6x the startIndex loop",
+            scim_listing_case,
+        ),
+        Case(
+            "scim_emails",
+            "16b: 1,000 emails on SCIM, at most 1/5 of one request per email",
+            scim_emails_case,
+        ),
+        Case(
             "reconcile",
-            "10: apply 1,000 updates, concurrency=8 >= 5x one at a time",
+            "17: apply 1,000 updates, concurrency=8 >= 5x one at a time",
             reconcile_case,
         ),
     )

@@ -37,8 +37,10 @@ class EmulatorServer:
         users: int,
         latency: float = 0.0,
         token: str = "bench-token",
+        options: tuple[str, ...] = (),
     ) -> None:
         self.provider = provider
+        self.options = options
         self.users = users
         self.latency = latency
         self.token = token
@@ -70,6 +72,7 @@ class EmulatorServer:
             repr(self.latency),
             "--token",
             self.token,
+            *self.options,
         ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self._process = process

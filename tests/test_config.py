@@ -166,9 +166,9 @@ def test_read_config_never_connects() -> None:
 
 def test_example_config_loads() -> None:
     example = Path(__file__).parent.parent / "examples" / "userdir.toml"
-    env = {"NOTION_TOKEN": "a", "ORG_API_KEY": "b", "APP_API_TOKEN": "c"}
+    env = {"NOTION_TOKEN": "a", "ORG_API_KEY": "b", "APP_API_TOKEN": "c", "SCIM_TOKEN": "d"}
     dirs = load_config(example, environ=env)
-    assert sorted(d.provider for d in dirs.values()) == ["notion", "org_api", "rest"]
+    assert sorted(d.provider for d in dirs.values()) == ["notion", "org_api", "rest", "scim"]
     for d in dirs.values():
         d.close()
 

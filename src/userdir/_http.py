@@ -39,6 +39,7 @@ from .errors import (
     EndpointNotFoundError,
     InvalidArgumentError,
     MalformedResponseError,
+    PreconditionFailedError,
     RateLimitedError,
     RedirectError,
     ServerError,
@@ -391,6 +392,16 @@ def plain_http_warning(base_url: str, credentials: bool) -> str | None:
     )
 
 
+def _name_stale_version(error: PreconditionFailedError, request: Request) -> None:
+    """Say which version a refused conditional write (``If-Match``) named."""
+    wanted = "if-match"
+    version = next((text for key, text in request.headers if key.lower() == wanted), None)
+    if version is None:
+        return
+    error.version = version
+    error.message = f"{error.message} (the user changed since version {version[:80]})"
+
+
 class _EngineBase:
     """Everything the engines share; no I/O here."""
 
@@ -693,6 +704,8 @@ class _EngineBase:
             ):
                 error = self.endpoint_not_found(request, error)
             self.scrub_error(error, request)
+            if isinstance(error, PreconditionFailedError):
+                _name_stale_version(error, request)
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise error

@@ -618,10 +618,11 @@ def cmd_demo(ctx: Context) -> int:
     out = ctx.stdout
     with Federation(dirs) as federation:
         out.write(
-            "Northwind in three emulated services (no token, no network):\n"
+            "Northwind in four emulated services (no token, no network):\n"
             f"  wiki (notion): {len(company.notion)} users   "
             f"hr (org_api): {len(company.org_api)} users   "
-            f"app (rest): {len(company.rest)} users\n\n"
+            f"app (rest): {len(company.rest)} users   "
+            f"idp (scim): {len(company.scim)} users\n\n"
         )
         out.write("Who has an account where? (emails cased differently in each service)\n\n")
         results = federation.find_many(company.lookups)
@@ -648,7 +649,7 @@ def cmd_demo(ctx: Context) -> int:
         )
         people = [i for i in federation.identities() if i.email_key]
         out.write(
-            f"\n{len(people)} people across the three services; "
+            f"\n{len(people)} people across the four services; "
             "try `userdir --help` for list, find, export and diff.\n"
         )
         _demo_plan(dirs, out)
@@ -930,7 +931,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit with 1 when there are differences (for scheduled audits)",
     )
-    command("demo", "see it work: three emulated services, no token", cmd_demo)
+    command("demo", "see it work: four emulated services, no token", cmd_demo)
     _reconcile_commands(command)
     return parser
 

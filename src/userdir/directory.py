@@ -29,7 +29,15 @@ from ._http import AsyncEngine, SyncEngine
 from ._secrets import Scrubber
 from ._walk import Walk, keep
 from .emails import email_key
-from .errors import DirectoryError, DuplicateEmailError, InvalidArgumentError, UserNotFoundError
+from .errors import (
+    APIError,
+    DirectoryError,
+    DuplicateEmailError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    UnsupportedOperationError,
+    UserNotFoundError,
+)
 from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
 from .providers._base import Dialect, check_email, check_page_size, paging_of, user_parser
 from .providers._paging import ListPage
@@ -95,12 +103,18 @@ class Directory(Protocol):
         """Create a user; returns it as the service stored it."""
         ...
 
-    def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Change the fields set in ``changes``; returns the updated user."""
+    def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Change the fields set in ``changes``; returns the updated user.
+
+        With ``version`` (a user's ``version``), only if the user has not changed since:
+        :class:`~userdir.PreconditionFailedError` otherwise.
+        """
         ...
 
-    def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
+    def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if unchanged since)."""
         ...
 
     def close(self) -> None:
@@ -152,12 +166,18 @@ class AsyncDirectory(Protocol):
         """Create a user; returns it as the service stored it."""
         ...
 
-    async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Change the fields set in ``changes``; returns the updated user."""
+    async def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Change the fields set in ``changes``; returns the updated user.
+
+        With ``version`` (a user's ``version``), only if the user has not changed since:
+        :class:`~userdir.PreconditionFailedError` otherwise.
+        """
         ...
 
-    async def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
+    async def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if unchanged since)."""
         ...
 
     async def close(self) -> None:
@@ -350,12 +370,64 @@ class _DirectoryBase:
         users = keep(self.dialect.map_items(page), local)
         return Page(users, self.paging.next_cursor(position, page))
 
-    def _discovered(self, request: Request, reply: Reply) -> None:
-        """Hand the discovery answer to the dialect; take its capabilities and paging."""
-        self.dialect.discover(reply.json(request.where(), self.provider), reply)
+    def _discovered(self, request: Request, reply: Reply | None) -> None:
+        """Hand the discovery answer to the dialect; take its capabilities and paging.
+
+        ``reply`` is None where the service has no such document (404, 405, 501): the
+        dialect keeps its defaults.
+        """
+        body = None if reply is None else reply.json(request.where(), self.provider)
+        self.dialect.discover(body, reply)
         self.capabilities = self.dialect.capabilities
         self.paging = paging_of(self.dialect)
         self._discovery = None
+
+    @staticmethod
+    def _not_announced(error: APIError) -> bool:
+        """Whether a discovery request's error means "nothing to discover"."""
+        return error.status_code in (404, 405, 501)
+
+    def _write_options(self, version: str | None) -> dict[str, Any]:
+        """The keyword arguments of a write's request: ``version`` where given."""
+        if version is None:
+            return {}
+        if not self.dialect.conditional_writes:
+            raise UnsupportedOperationError(
+                f"conditional writes (version=) are not supported by the {self.provider} provider",
+                provider=self.provider,
+            )
+        return {"version": version}
+
+    def _halves(self, group: tuple[str, ...]) -> list[tuple[tuple[str, ...], Request]]:
+        """The batches asking again for ``group`` in two halves (its answer was capped)."""
+        half = len(group) // 2
+        return [
+            b for part in (group[:half], group[half:]) for b in self.dialect.lookup_batches(part)
+        ]
+
+    def _batched(
+        self, matcher: EmailMatcher, found: list[list[DirectoryUser]]
+    ) -> dict[str, DirectoryUser | None]:
+        """The result of batched lookups; several users with one wanted email is an error."""
+        ids: dict[str, set[str]] = {}
+        for users in found:
+            for user in users:
+                key = user.email_key
+                if key is not None and key in matcher.wanted:
+                    ids.setdefault(key, set()).add(user.id)
+                    matcher.feed(user)
+        for key, same in ids.items():
+            if len(same) > 1:
+                raise DuplicateEmailError(
+                    f"{len(same)} users share the email {matcher.wanted[key][0]!r}: "
+                    "refusing to pick one",
+                    provider=self.provider,
+                    count=len(same),
+                )
+        return matcher.result()
+
+    def _batch_users(self, request: Request, reply: Reply) -> tuple[list[DirectoryUser], bool]:
+        return self.dialect.parse_batch(reply.json(request.where(), self.provider), reply)
 
     def _check_open(self) -> None:
         """Raise DirectoryClosedError once closed (a walk checks before each page)."""
@@ -451,7 +523,13 @@ class HttpDirectory(_DirectoryBase):
         with self._discovery_lock:
             request = self._discovery
             if request is not None:
-                self._discovered(request, self.engine.fetch(request))
+                try:
+                    reply: Reply | None = self.engine.fetch(request)
+                except APIError as exc:
+                    if not self._not_announced(exc):
+                        raise
+                    reply = None
+                self._discovered(request, reply)
 
     def _release(self, pool: ThreadPoolExecutor | None) -> None:
         if pool is None:
@@ -557,6 +635,21 @@ class HttpDirectory(_DirectoryBase):
         if not matcher.wanted:
             return {}
         self._discover()
+        if self.capabilities.email_lookup == "batch":
+            batches = self.dialect.lookup_batches(matcher.distinct())
+            if len(batches) == 1:
+                found = [self._batch(*batches[0])]
+            else:
+                pool = self._pool(len(batches))
+                asked: list[Future[list[DirectoryUser]]] = []
+                try:
+                    asked = [self._submit(pool, self._batch, *batch) for batch in batches]
+                    found = [self._outcome(one) for one in asked]
+                finally:
+                    for one in asked:
+                        one.cancel()
+                    self._release(pool)
+            return self._batched(matcher, found)
         if self.capabilities.email_lookup == "native":
             keys = matcher.distinct()
             if len(keys) == 1:
@@ -593,6 +686,19 @@ class HttpDirectory(_DirectoryBase):
             return None
         return self._matches(email, request, reply)
 
+    def _batch(self, group: tuple[str, ...], request: Request) -> list[DirectoryUser]:
+        """The users one batched lookup finds; a capped answer is asked again in halves."""
+        try:
+            reply = self.engine.fetch(request)
+        except InvalidRequestError as exc:
+            if not self.dialect.lookup_refused(exc):
+                raise
+            return [u for b in self.dialect.lookup_batches(group) for u in self._batch(*b)]
+        users, complete = self._batch_users(request, reply)
+        if complete or len(group) == 1:
+            return users
+        return [u for b in self._halves(group) for u in self._batch(*b)]
+
     # -- writing -------------------------------------------------------------
 
     @_scrubbed
@@ -602,15 +708,29 @@ class HttpDirectory(_DirectoryBase):
         return self._parse_user(request, self.engine.fetch(request))
 
     @_scrubbed
-    def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Send only the fields set in ``changes``; returns the updated user."""
-        request = self.dialect.update_request(user_id, changes)
-        return self._parse_user(request, self.engine.fetch(request))
+    def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Send only the fields set in ``changes``; returns the updated user.
+
+        With ``version``, the change is made only if the user has not changed since
+        (``If-Match``): :class:`~userdir.PreconditionFailedError` otherwise. PATCH and
+        POST are never sent twice.
+        """
+        options = self._write_options(version)
+        self._discover()
+        if self.dialect.update_reads_first:
+            options["current"] = self.get_user(user_id)
+        request = self.dialect.update_request(user_id, changes, **options)
+        reply = self.engine.fetch(request)
+        if reply.json(request.where(), self.provider) is None:  # SCIM's 204: read it back
+            return self.get_user(user_id)
+        return self._parse_user(request, reply)
 
     @_scrubbed
-    def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
-        self.engine.fetch(self.dialect.delete_request(user_id))
+    def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if it has not changed since)."""
+        self.engine.fetch(self.dialect.delete_request(user_id, **self._write_options(version)))
 
 
 class AsyncHttpDirectory(_DirectoryBase):
@@ -677,7 +797,12 @@ class AsyncHttpDirectory(_DirectoryBase):
         """Send the dialect's discovery request, once, before what depends on it."""
         request = self._discovery
         if request is not None:
-            reply = await self.engine.fetch(request)
+            try:
+                reply: Reply | None = await self.engine.fetch(request)
+            except APIError as exc:
+                if not self._not_announced(exc):
+                    raise
+                reply = None
             if self._discovery is not None:  # another task may have been first
                 self._discovered(request, reply)
 
@@ -783,6 +908,18 @@ class AsyncHttpDirectory(_DirectoryBase):
         if not matcher.wanted:
             return {}
         await self._discover()
+        if self.capabilities.email_lookup == "batch":
+            import asyncio
+
+            gate = asyncio.Semaphore(self.concurrency)
+
+            async def batch(group: tuple[str, ...], request: Request) -> list[DirectoryUser]:
+                async with gate:
+                    return await self._batch(group, request)
+
+            batches = self.dialect.lookup_batches(matcher.distinct())
+            found = await asyncio.gather(*(batch(*b) for b in batches))
+            return self._batched(matcher, found)
         if self.capabilities.email_lookup == "native":
             import asyncio
 
@@ -814,6 +951,19 @@ class AsyncHttpDirectory(_DirectoryBase):
             return None
         return self._matches(email, request, reply)
 
+    async def _batch(self, group: tuple[str, ...], request: Request) -> list[DirectoryUser]:
+        """The users one batched lookup finds; a capped answer is asked again in halves."""
+        try:
+            reply = await self.engine.fetch(request)
+        except InvalidRequestError as exc:
+            if not self.dialect.lookup_refused(exc):
+                raise
+            return [u for b in self.dialect.lookup_batches(group) for u in await self._batch(*b)]
+        users, complete = self._batch_users(request, reply)
+        if complete or len(group) == 1:
+            return users
+        return [u for b in self._halves(group) for u in await self._batch(*b)]
+
     @_scrubbed_async
     async def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
@@ -821,15 +971,31 @@ class AsyncHttpDirectory(_DirectoryBase):
         return self._parse_user(request, await self.engine.fetch(request))
 
     @_scrubbed_async
-    async def update_user(self, user_id: str, changes: UserChanges) -> DirectoryUser:
-        """Send only the fields set in ``changes``; returns the updated user."""
-        request = self.dialect.update_request(user_id, changes)
-        return self._parse_user(request, await self.engine.fetch(request))
+    async def update_user(
+        self, user_id: str, changes: UserChanges, *, version: str | None = None
+    ) -> DirectoryUser:
+        """Send only the fields set in ``changes``; returns the updated user.
+
+        With ``version``, the change is made only if the user has not changed since
+        (``If-Match``): :class:`~userdir.PreconditionFailedError` otherwise. PATCH and
+        POST are never sent twice.
+        """
+        options = self._write_options(version)
+        await self._discover()
+        if self.dialect.update_reads_first:
+            options["current"] = await self.get_user(user_id)
+        request = self.dialect.update_request(user_id, changes, **options)
+        reply = await self.engine.fetch(request)
+        if reply.json(request.where(), self.provider) is None:  # SCIM's 204: read it back
+            return await self.get_user(user_id)
+        return self._parse_user(request, reply)
 
     @_scrubbed_async
-    async def delete_user(self, user_id: str) -> None:
-        """Delete a user."""
-        await self.engine.fetch(self.dialect.delete_request(user_id))
+    async def delete_user(self, user_id: str, *, version: str | None = None) -> None:
+        """Delete a user (with ``version``: only if it has not changed since)."""
+        await self.engine.fetch(
+            self.dialect.delete_request(user_id, **self._write_options(version))
+        )
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -23,6 +23,7 @@ The hierarchy::
         ├── EndpointNotFoundError    404 from a listing or me(), Notion's invalid_request_url:
         │                            the URL is wrong (base_url?)
         ├── ConflictError            409
+        │   └── PreconditionFailedError  412: the user changed since the version given
         ├── RateLimitedError         429 (``retry_after`` in seconds, if the service said)
         ├── ServerError              5xx, including Notion's 529
         └── RedirectError            3xx: redirects are never followed (``location``)
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidRequestError",
     "MalformedResponseError",
     "PermissionDeniedError",
+    "PreconditionFailedError",
     "RateLimitedError",
     "RedirectError",
     "ServerError",
@@ -217,6 +219,15 @@ class ConflictError(APIError):
     """The request conflicts with the directory's state, e.g. an email in use (409)."""
 
 
+class PreconditionFailedError(ConflictError):
+    """The user changed since the ``version`` a conditional write named (412).
+
+    ``version`` is the stale version that was sent (``If-Match``), if known.
+    """
+
+    version: str | None = None
+
+
 class RateLimitedError(APIError):
     """Too many requests (429), after any retries; ``retry_after`` as the service said."""
 
@@ -242,6 +253,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     403: PermissionDeniedError,
     404: UserNotFoundError,
     409: ConflictError,
+    412: PreconditionFailedError,
     422: InvalidRequestError,
     429: RateLimitedError,
 }

@@ -96,6 +96,9 @@ class DirectoryUser:
     ``raw`` holds the service's own payload (read-only) and takes no part in ``==``,
     ``hash`` or ``repr``. ``email_key`` is derived from ``email`` and is what every
     match compares; it is ``None`` when the email is missing or not a valid address.
+    ``version`` is the service's version of the account (a SCIM ``meta.version``, an
+    ETag) where it gives one: pass it back to ``update_user``/``delete_user`` as
+    ``version=`` to change the account only if nobody changed it since.
     """
 
     id: str
@@ -112,6 +115,7 @@ class DirectoryUser:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_login_at: datetime | None = None
+    version: str | None = None
     extra: Mapping[str, Any] = attrs.field(
         default=_EMPTY, converter=_read_only, hash=False, repr=lambda v: repr(dict(v))
     )
@@ -133,6 +137,8 @@ class DirectoryUser:
         per-field work of the generated ``__init__``.
         """
         user = _new(cls)
+        if "version" not in values:  # the parsers of services without versions leave it out
+            values["version"] = None
         _set(user, "__dict__", values)
         return user
 
@@ -154,6 +160,7 @@ class DirectoryUser:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "last_login_at": _iso(self.last_login_at),
+            "version": self.version,
             "extra": _jsonable(self.extra),
         }
         if include_raw:
@@ -192,6 +199,8 @@ class DirectoryUser:
             meta["created"] = self.created_at.isoformat()
         if self.updated_at:
             meta["lastModified"] = self.updated_at.isoformat()
+        if self.version:
+            meta["version"] = self.version
         scim["meta"] = meta
         return scim
 
@@ -289,6 +298,8 @@ class Capabilities:
     (every user's ``status`` is ``UNKNOWN``, so filtering by status means nothing).
     ``create_requires`` names the :class:`NewUser` fields ``create_user`` needs here
     (e.g. ``password`` for REST); a missing one is refused before anything is sent.
+    ``etag`` is True when writes can be made conditional on a user's ``version``
+    (``update_user(..., version=...)``, ``delete_user(..., version=...)``).
     """
 
     list_users: bool = True
@@ -303,6 +314,7 @@ class Capabilities:
     max_page_size: int = 100
     user_status: bool = True
     create_requires: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
+    etag: bool = False
 
     @property
     def writes(self) -> bool:

@@ -90,6 +90,7 @@ _BUILTINS: dict[str, DialectFactory] = {
     "notion": _builtin("notion", "NotionDialect"),
     "org_api": _builtin("org_api", "OrgApiDialect"),
     "rest": _builtin("rest", "RestDialect"),
+    "scim": _builtin("scim", "ScimDialect"),
 }
 _registered: dict[str, DialectFactory] = {}
 _entry_points: dict[str, DialectFactory] | None = None

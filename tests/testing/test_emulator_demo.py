@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from userdir.testing import Emulator, NotionEmulator, OrgApiEmulator, RestEmulator
+from userdir.testing import Emulator, NotionEmulator, OrgApiEmulator, RestEmulator, ScimEmulator
 from userdir.testing._demo import demo_company, seed_demo
 
-# Notion ids are random; REST stamps creation with the current time
-VARYING = {"id", "created_at"}
+# Notion ids are random; REST and SCIM stamp creation with the current time
+VARYING = {"id", "created_at", "meta"}
 
 
 def _people(emulator: Emulator) -> list[dict[str, Any]]:
@@ -22,10 +22,15 @@ def _people(emulator: Emulator) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("cls", [NotionEmulator, OrgApiEmulator, RestEmulator])
+@pytest.mark.parametrize("cls", [NotionEmulator, OrgApiEmulator, RestEmulator, ScimEmulator])
 def test_seeding_one_emulator_alone_gives_the_demo_share(cls: type[Emulator]) -> None:
     company = demo_company()
-    shared = {"notion": company.notion, "org_api": company.org_api, "rest": company.rest}
+    shared = {
+        "notion": company.notion,
+        "org_api": company.org_api,
+        "rest": company.rest,
+        "scim": company.scim,
+    }
     alone = cls()
     seed_demo(alone)
     assert _people(alone) == _people(shared[alone.service])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from userdir import UserStatus
-from userdir.testing import Emulator, NotionEmulator, OrgApiEmulator, RestEmulator
+from userdir.testing import Emulator, NotionEmulator, OrgApiEmulator, RestEmulator, ScimEmulator
 
 NEUTRAL: dict[str, Any] = {
     "email": "Ada.Lovelace@example.com",
@@ -20,6 +20,7 @@ EMULATORS: dict[str, type[Emulator]] = {
     "notion": NotionEmulator,
     "org_api": OrgApiEmulator,
     "rest": RestEmulator,
+    "scim": ScimEmulator,
 }
 
 
@@ -30,6 +31,7 @@ EMULATORS: dict[str, type[Emulator]] = {
         ("notion", None, UserStatus.UNKNOWN),
         ("org_api", "admin", UserStatus.UNKNOWN),
         ("rest", "admin", UserStatus.INACTIVE),
+        ("scim", "admin", UserStatus.INACTIVE),
     ],
 )
 @pytest.mark.parametrize("given_status", ["inactive", UserStatus.INACTIVE])
@@ -100,6 +102,11 @@ def test_unknown_status_is_refused_naming_it(provider: str) -> None:
 def test_rest_refuses_unknown_which_it_cannot_answer() -> None:
     with pytest.raises(ValueError, match="status must be one of active, inactive, pending"):
         RestEmulator().add_user(email="a@example.com", name="A", status=UserStatus.UNKNOWN)
+
+
+def test_scim_refuses_pending_which_it_cannot_answer() -> None:
+    with pytest.raises(ValueError, match="no pending state"):
+        ScimEmulator().add_user(email="a@example.com", name="A", status=UserStatus.PENDING)
 
 
 @pytest.mark.parametrize(

@@ -300,8 +300,10 @@ def test_cli_serve(
     assert out == ""
 
 
-READY = re.compile(r"READY (http://127\.0\.0\.1:\d+) (notion|org_api|rest) (token|api_key)=(\S+)")
-DEMO_NAMES = {"notion": "wiki", "org_api": "hr", "rest": "app"}
+READY = re.compile(
+    r"READY (http://127\.0\.0\.1:\d+(?:/scim/v2)?) (notion|org_api|rest|scim) (token|api_key)=(\S+)"
+)
+DEMO_NAMES = {"notion": "wiki", "org_api": "hr", "rest": "app", "scim": "idp"}
 
 
 @contextlib.contextmanager
@@ -385,13 +387,14 @@ def test_serve_company_demo_prints_what_to_connect_with_and_holds_the_demo() -> 
         async with userdir.AsyncFederation(userdir.load_config_async(config)) as federation:
             return await federation.find_many(lookups), await federation.diff("hr", "app")
 
-    with _serving(3, "--company", "demo") as ready:
+    with _serving(4, "--company", "demo") as ready:
         assert [line[1:] for line in ready] == [
             ("notion", "token", "test-token"),
             ("org_api", "api_key", "test-key"),
             ("rest", "token", "test-token"),
+            ("scim", "token", "test-token"),
         ]
-        assert len({url for url, *_ in ready}) == 3
+        assert len({url for url, *_ in ready}) == 4
         with userdir.Federation(userdir.load_config(_config(ready))) as federation:
             blocking = federation.find_many(lookups), federation.diff("hr", "app")
         for found, diff in (blocking, asyncio.run(with_asyncio(_config(ready)))):
@@ -430,8 +433,9 @@ def test_readme_walkthrough_of_the_served_demo(tmp_path: Path) -> None:
     args = shlex.split(command.removeprefix("$ "))
     assert args[:4] == ["python", "-m", "userdir.testing", "serve"]
     assert args[4:] == ["--company", "demo", "--port", "8701"]
-    with _serving(3, "--company", "demo") as ready:  # a free port, not 8701
-        readme_urls = [f"http://127.0.0.1:{8701 + i}" for i in range(3)]
+    with _serving(4, "--company", "demo") as ready:  # a free port, not 8701
+        readme_urls = [f"http://127.0.0.1:{8701 + i}" for i in range(4)]
+        readme_urls[3] += "/scim/v2"  # SCIM's endpoints live under its base path
         printed = [
             f"READY {u} {p} {o}={c}" for u, (_, p, o, c) in zip(readme_urls, ready, strict=True)
         ]
@@ -448,7 +452,7 @@ def test_readme_walkthrough_of_the_served_demo(tmp_path: Path) -> None:
             assert (code, err.getvalue()) == (0, ""), line
             outputs[shlex.split(argv)[1]] = (comment.strip(), out.getvalue())
     comment, out = outputs["find"]
-    assert comment == "found in wiki, hr and app"
+    assert comment == "found in wiki, hr, app and idp"
     rows = [row.split()[:3] for row in out.splitlines()[1:]]
     assert rows == [
         ["ADA.LOVELACE@northwind.example", name, "found"] for name in DEMO_NAMES.values()
@@ -472,11 +476,11 @@ def test_serve_help_gives_the_defaults(capsys: pytest.CaptureFixture[str]) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["payroll"], "unknown service 'payroll' (choose from notion, org_api, rest)"),
+        (["payroll"], "unknown service 'payroll' (choose from notion, org_api, rest, scim)"),
         (["--token", "two words"], "argument --token: must be non-empty and without whitespace"),
         (["--token", ""], "argument --token: must be non-empty and without whitespace"),
         (["--company", "acme"], "argument --company: invalid choice: 'acme'"),
-        (["--port", "65534"], "--port must be 0, or 1 to 65533 for 3 services"),
+        (["--port", "65534"], "--port must be 0, or 1 to 65532 for 4 services"),
         (["rest", "--port", "-1"], "--port must be 0, or 1 to 65535 for 1 services"),
         (["--users", "-1"], "--users must be >= 0"),
         (["--latency", "-0.5"], "--latency must be >= 0"),

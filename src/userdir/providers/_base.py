@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -183,6 +183,26 @@ class Dialect:
         """
         return [self.parse_user(body)]
 
+    def lookup_batches(self, emails: Sequence[str]) -> list[tuple[tuple[str, ...], Request]]:
+        """Requests that each find several emails (where ``email_lookup == "batch"``).
+
+        Each entry is ``(the emails it asks for, the request)``; the directory sends them
+        concurrently and reads each answer with :meth:`parse_batch`.
+        """
+        raise self.unsupported("find_users_by_email (batch)")
+
+    def parse_batch(
+        self, body: Any, reply: Reply | None = None
+    ) -> tuple[list[DirectoryUser], bool]:
+        """The users a batch found, and whether that is all of them (False: the answer was
+        capped, and the directory asks again in halves)."""
+        raise self.unsupported("find_users_by_email (batch)")
+
+    def lookup_refused(self, error: APIError) -> bool:
+        """Whether a refused batch is worth asking again another way (the dialect switched
+        to it, e.g. SCIM's ``userName eq`` where ``emails[...]`` is refused)."""
+        return False
+
     def me_request(self) -> Request:
         """The request that fetches the token's own user."""
         raise self.unsupported("me")
@@ -192,6 +212,14 @@ class Dialect:
     def create_request(self, new_user: NewUser) -> Request:
         """The request that creates a user."""
         raise self.unsupported("create_user")
+
+    #: Whether writes take ``version=`` (sent as ``If-Match``).
+    conditional_writes: ClassVar[bool] = False
+
+    @property
+    def update_reads_first(self) -> bool:
+        """Whether ``update_request`` needs the user as it is (``current=``) first."""
+        return False
 
     def update_request(self, user_id: str, changes: UserChanges) -> Request:
         """The request that changes a user."""

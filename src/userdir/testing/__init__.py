@@ -9,7 +9,7 @@ Every emulator's ``add_user`` takes the provider-neutral ``email``, ``name``, ``
 ``status`` besides its service's own fields; ``emu.credentials`` is the ``connect()`` option
 with the credential it accepts.
 
-Run ``python -m userdir.testing serve [notion] [org_api] [rest] [--company demo]`` to serve
+Run ``python -m userdir.testing serve [notion] [org_api] [rest] [scim] [--company demo]`` to serve
 emulators in their own process: it prints ``READY <url> <provider> <option>=<credential>``
 for each (``--help`` gives the defaults).
 """
@@ -22,6 +22,7 @@ from ._notion import NotionEmulator
 from ._org_api import OrgApiEmulator
 from ._providers import PROVIDERS, TestedProvider, provider_named
 from ._rest import RestEmulator
+from ._scim import ScimEmulator
 
 __all__ = [
     "PROVIDERS",
@@ -31,6 +32,7 @@ __all__ = [
     "OrgApiEmulator",
     "RecordedRequest",
     "RestEmulator",
+    "ScimEmulator",
     "TestedProvider",
     "provider_named",
 ]

@@ -1,4 +1,4 @@
-"""``python -m userdir.testing serve [notion] [org_api] [rest]``: serve emulators over HTTP.
+"""``python -m userdir.testing serve [notion] [org_api] [rest] [scim]``: serve emulators over HTTP.
 
 Once every emulator listens, prints one line per emulator and nothing else::
 
@@ -6,7 +6,7 @@ Once every emulator listens, prints one line per emulator and nothing else::
 
 (the base URL, the provider, and the ``connect()`` option with the credential the server
 accepts), then serves until SIGTERM or SIGINT and exits with status 0. With no service
-named, all three are served. ``--company demo`` seeds each with its share of the
+named, all of them are served. ``--company demo`` seeds each with its share of the
 fictional company of ``userdir demo``.
 """
 
@@ -19,10 +19,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 from ._base import Emulator
 from ._demo import seed_demo
 from ._providers import PROVIDERS
+from ._scim import ScimEmulator
 
 EMULATORS: dict[str, Callable[..., Emulator]] = {p.name: p.emulator for p in PROVIDERS}
 #: The ``connect()`` option and credential each emulator accepts unless ``--token`` says
@@ -70,7 +72,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "services",
         nargs="*",
         metavar="SERVICE",
-        help="notion, org_api or rest (default: all three)",
+        help="notion, org_api, rest or scim (default: all of them)",
     )
     serve.add_argument(
         "--company",
@@ -91,6 +93,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         + ", ".join(f"{value} for {name}" for name, (_, value) in DEFAULT_CREDENTIALS.items())
         + ")",
     )
+    serve.add_argument(
+        "--max-results",
+        type=int,
+        default=None,
+        metavar="N",
+        help="scim: the cap on every page (filter.maxResults; default 100)",
+    )
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"(default {DEFAULT_HOST})")
     serve.add_argument(
         "--port", type=int, default=0, help="port of the first service (default 0: a free port)"
@@ -103,9 +112,10 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
 def _build(service: str, args: argparse.Namespace) -> Emulator:
     cls = EMULATORS[service]
-    emulator = (
-        cls(latency=args.latency) if args.token is None else cls(args.token, latency=args.latency)
-    )
+    options: dict[str, Any] = {"latency": args.latency}
+    if cls is ScimEmulator and args.max_results is not None:
+        options["max_results"] = args.max_results
+    emulator = cls(**options) if args.token is None else cls(args.token, **options)
     if args.company == "demo":
         seed_demo(emulator)
     if args.users:
@@ -116,6 +126,7 @@ def _build(service: str, args: argparse.Namespace) -> Emulator:
 def ready_line(url: str, emulator: Emulator) -> str:
     """The line printed for one served emulator (without the newline)."""
     ((option, credential),) = emulator.credentials.items()
+    url += getattr(emulator, "base_path", "")  # SCIM's endpoints live under /scim/v2
     return f"READY {url} {emulator.service} {option}={credential}"
 
 
@@ -131,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--users must be >= 0")
     if args.latency < 0:
         parser.error("--latency must be >= 0")
+    if args.max_results is not None and args.max_results < 1:
+        parser.error("--max-results must be >= 1")
     if args.port and not 0 < args.port <= MAX_PORT - len(services) + 1:
         parser.error(
             f"--port must be 0, or 1 to {MAX_PORT - len(services) + 1} for {len(services)} services"

@@ -1,4 +1,4 @@
-"""A small fictional company in the three emulators: the data of ``userdir demo``."""
+"""A small fictional company in the emulators: the data of ``userdir demo``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ._base import Emulator
 from ._notion import NotionEmulator
 from ._org_api import OrgApiEmulator
 from ._rest import RestEmulator
+from ._scim import ScimEmulator
 
 __all__ = ["DemoCompany", "demo_company", "seed_demo"]
 
@@ -43,22 +44,28 @@ def _cased(email: str, style: int) -> str:
 
 @attrs.define
 class DemoCompany:
-    """The three emulators of the demo company and the directories connected to them."""
+    """The emulators of the demo company and the directories connected to them."""
 
     notion: NotionEmulator
     org_api: OrgApiEmulator
     rest: RestEmulator
+    scim: ScimEmulator
     lookups: list[str]
 
     def directories(self, **options: Any) -> dict[str, HttpDirectory]:
         """Blocking directories over the emulators' in-process transports (no network)."""
-        hosts = {"wiki": None, "hr": "hr.northwind.example", "app": "app.northwind.example"}
-        emulators = {"wiki": self.notion, "hr": self.org_api, "app": self.rest}
+        urls = {
+            "wiki": None,
+            "hr": "https://hr.northwind.example",
+            "app": "https://app.northwind.example",
+            "idp": "https://idp.northwind.example/scim/v2",
+        }
+        emulators = {"wiki": self.notion, "hr": self.org_api, "app": self.rest, "idp": self.scim}
         out = {}
         for label, emu in emulators.items():
             given = emu.connect_options()
-            if hosts[label] is not None:
-                given["base_url"] = f"https://{hosts[label]}"
+            if urls[label] is not None:
+                given["base_url"] = urls[label]
             out[label] = connect(emu.service, **given, **options)
         return out
 
@@ -75,6 +82,8 @@ def seed_demo(emulator: Emulator) -> None:
         _seed_org_api(emulator)
     elif isinstance(emulator, RestEmulator):
         _seed_rest(emulator)
+    elif isinstance(emulator, ScimEmulator):
+        _seed_scim(emulator)
     else:
         raise TypeError(f"no demo company for {type(emulator).__name__}")
 
@@ -112,11 +121,28 @@ def _seed_rest(rest: RestEmulator) -> None:
     rest.add_user(email=email, name=f"{first} {last}", role="editor", status="active")
 
 
+def _seed_scim(idp: ScimEmulator) -> None:
+    # The identity provider, provisioned from HR: everyone in HR, deactivated where the
+    # app says so; the leaver was never deprovisioned.
+    for index, (first, last, email, _, app_status, _) in enumerate(_STAFF):
+        idp.add_user(
+            email=_cased(email, (index + 2) % 3),
+            name=f"{first} {last}",
+            role=None,
+            status="inactive" if app_status == "inactive" else "active",
+            given_name=first,
+            family_name=last,
+            id=f"idp-{index + 1:04d}",
+        )
+    first, last, email = LEAVER
+    idp.add_user(email=email, name=f"{first} {last}", role=None, id="idp-0100")
+
+
 def demo_company() -> DemoCompany:
     """Seed the emulators with Northwind: emails cased differently across services, one
     person who left HR but is still active in the app, and a Notion bot."""
-    notion, org, rest = NotionEmulator(), OrgApiEmulator(), RestEmulator()
-    for emulator in (notion, org, rest):
+    notion, org, rest, idp = NotionEmulator(), OrgApiEmulator(), RestEmulator(), ScimEmulator()
+    for emulator in (notion, org, rest, idp):
         seed_demo(emulator)
     lookups = [
         "ADA.LOVELACE@northwind.example",
@@ -124,4 +150,4 @@ def demo_company() -> DemoCompany:
         LEAVER[2],
         "nobody@northwind.example",
     ]
-    return DemoCompany(notion, org, rest, lookups)
+    return DemoCompany(notion, org, rest, idp, lookups)

@@ -1,7 +1,7 @@
 """The pytest plugin (entry point ``pytest11``): emulator fixtures for your own tests.
 
-Fixtures: ``notion_emulator``, ``org_api_emulator``, ``rest_emulator`` — each a fresh,
-empty emulator; connect to it with ``transport=emulator.transport``.
+Fixtures: ``notion_emulator``, ``org_api_emulator``, ``rest_emulator``, ``scim_emulator``
+— each a fresh, empty emulator; connect to it with ``transport=emulator.transport``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from . import NotionEmulator, OrgApiEmulator, RestEmulator
+    from . import NotionEmulator, OrgApiEmulator, RestEmulator, ScimEmulator
 
 
 @pytest.fixture
@@ -36,3 +36,12 @@ def rest_emulator() -> RestEmulator:
     from . import RestEmulator
 
     return RestEmulator()
+
+
+@pytest.fixture
+def scim_emulator() -> ScimEmulator:
+    """An in-memory SCIM 2.0 ``/Users`` service; token ``emulator.token``; connect with
+    ``base_url="https://scim.test/scim/v2"`` (any host and base path)."""
+    from . import ScimEmulator
+
+    return ScimEmulator()

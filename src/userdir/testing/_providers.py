@@ -18,6 +18,7 @@ from ._base import Emulator
 from ._notion import NotionEmulator
 from ._org_api import OrgApiEmulator
 from ._rest import RestEmulator
+from ._scim import ScimEmulator
 
 __all__ = ["PROVIDERS", "TestedProvider", "provider_named"]
 
@@ -50,6 +51,7 @@ PROVIDERS: tuple[TestedProvider, ...] = (
     TestedProvider("notion", NotionEmulator),
     TestedProvider("org_api", OrgApiEmulator),
     TestedProvider("rest", RestEmulator),
+    TestedProvider("scim", ScimEmulator),
 )
 
 
