@@ -174,6 +174,10 @@ def test_config_tables_are_accepted_by_load_config(config: Path) -> None:
     )
     assert options["limits"] == userdir.Limits(max_changes=10)
     assert userdir.reconcile_settings(config, source="hr", target="wiki") == {}
+    example = Path(__file__).parent.parent / "examples" / "userdir.toml"
+    options = userdir.reconcile_settings(example, source="hr", target="app")
+    assert options["limits"] == userdir.Limits(max_changes="10%", min_source_ratio=0.5)
+    assert options["delete_after"] == dt.timedelta(days=30)
     trial = userdir.reconcile_settings(config, "trial")
     assert trial == {"only": ["katherine.*"], "delete_after": dt.timedelta(hours=12)}
 
