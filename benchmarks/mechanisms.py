@@ -5,7 +5,8 @@ mechanism and without it (the library patched back to the plain way), interleave
 runs, medians. providers.md lists the results; a mechanism gaining under 2% goes.
 
 - ``lone-inline``: a lone request (cursor pages, the first page) sent from the calling
-  thread instead of a worker: client CPU listing 10,000 Notion users over HTTP.
+  thread instead of a worker: client CPU listing 10,000 Notion users over HTTP
+  (with and without in turn, as for ``window``: the load of a shared machine drifts).
 - ``trusted``: ``DirectoryUser._trusted`` instead of the attrs ``__init__``: mapping CPU.
 - ``inline-checks``: the common fields checked inline, the typed reader called only to
   raise, instead of one reader call per field: mapping CPU (Notion).
@@ -50,6 +51,23 @@ def median_of(
     return statistics.median(values)
 
 
+def medians_interleaved(
+    with_: Callable[[], Any],
+    without: Callable[[], Any],
+    runs: int = RUNS,
+    clock: Callable[[], float] = time.process_time,
+) -> tuple[float, float]:
+    """Medians of ``with_`` and ``without``, run in turn (the load of a shared machine
+    drifts; runs side by side see the same)."""
+    values: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for call, out in ((with_, values[0]), (without, values[1])):
+            t0 = clock()
+            call()
+            out.append(clock() - t0)
+    return statistics.median(values[0]), statistics.median(values[1])
+
+
 def gain(without: float, with_: float) -> str:
     return (
         f"{(without - with_) / without * 100:+.1f}% ({without * 1e3:.2f} -> {with_ * 1e3:.2f} ms)"
@@ -80,16 +98,13 @@ def lone_inline() -> str:
                 sum(1 for _ in d.iter_users())
 
         listing()  # warm up
-        with_ = median_of(listing)
-        pool_drive = directory_module.HttpDirectory._drive
 
-        def always_pool(self: Any, walk: Any) -> Any:
+        def pooled() -> None:
             # the same loop, with the lone request submitted to a worker like the others
             with patched(directory_module, "INLINE_LONE_REQUESTS", False):
-                yield from pool_drive(self, walk)
+                listing()
 
-        with patched(directory_module.HttpDirectory, "_drive", always_pool):
-            without = median_of(listing)
+        with_, without = medians_interleaved(listing, pooled, RUNS * 2)
     return gain(without, with_)
 
 
@@ -164,8 +179,7 @@ def window() -> str:
 
             return run
 
-        with_ = median_of(listing(8), 3, time.perf_counter)
-        without = median_of(listing(1), 3, time.perf_counter)
+        with_, without = medians_interleaved(listing(8), listing(1), 3, time.perf_counter)
     return gain(without, with_) + " wall"
 
 
