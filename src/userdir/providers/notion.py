@@ -27,7 +27,7 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser
-from ._base import BOT, PERSON, UNKNOWN_STATUS, Dialect, _as_reply, check_id, error_fields
+from ._base import BOT, PERSON, UNKNOWN_STATUS, Dialect, check_id, error_fields
 from ._fields import STR_OR_NONE, Fields, describe
 from ._paging import CursorPaging, ListPage
 from ._wire import Reply, Request, redact_url
@@ -241,14 +241,8 @@ class NotionDialect(Dialect):
         """``GET /v1/users/me``: the token's bot."""
         return Request("GET", ("v1", "users", "me"))
 
-    def map_error(
-        self,
-        reply: Reply | int,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> APIError:
+    def _map_reply(self, reply: Reply) -> APIError:
         """Notion's ``code`` decides; a non-JSON answer (a proxy's page) goes by status."""
-        reply = _as_reply(reply, headers, body)
         status, headers = reply.status, reply.headers
         code, message, request_id = error_fields(reply.body, headers)
         if message is None:

@@ -151,14 +151,9 @@ class OrgApiDialect(Dialect):
             raise self.malformed("fetch-user answer: no 'user' key")
         return parse_user(data["user"], "fetch-user answer.user")
 
-    def map_error(
-        self,
-        reply: Reply | int,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> APIError:
+    def _map_reply(self, reply: Reply) -> APIError:
         """A 400 whose message says "not found" is a missing user; any other 400 is not."""
-        error = super().map_error(reply, headers, body)
+        error = super()._map_reply(reply)
         if isinstance(error, InvalidRequestError) and NOT_FOUND_MESSAGE.search(error.message):
             return UserNotFoundError(
                 error.message,

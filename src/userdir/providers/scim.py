@@ -30,7 +30,7 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
-from ._base import PERSON, Dialect, _as_reply, _one_line, check_email, check_id
+from ._base import PERSON, Dialect, _one_line, check_email, check_id
 from ._fields import MAX_NESTING, STR_OR_NONE, Fields, nesting_exceeds
 from ._paging import CursorPaging, ListPage, OffsetPaging, Paging
 from ._wire import Reply, Request
@@ -799,17 +799,11 @@ class ScimDialect(Dialect):
 
     # -- errors -----------------------------------------------------------------
 
-    def map_error(
-        self,
-        reply: Reply | int,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> APIError:
+    def _map_reply(self, answer: Reply) -> APIError:
         """The SCIM error body mapped into the tree; ``code`` is its ``scimType``."""
-        answer = _as_reply(reply, headers, body)
         error = parse_scim_error(answer.body)
         if error is None:
-            return super().map_error(answer)
+            return super()._map_reply(answer)
         cls = error_class(answer.status, error.scim_type)
         message = error.detail or f"HTTP {answer.status} from the SCIM server"
         return cls(
