@@ -37,21 +37,23 @@ def auth_headers(provider: str, token: str) -> dict[str, str]:
 def _notion_pages(client: httpx.Client, url: str) -> Iterator[list[Any]]:
     params: dict[str, Any] = {"page_size": PAGE_SIZE}
     while True:
-        response = client.get(f"{url}/v1/users", params=params)
-        response.raise_for_status()
-        body = response.json()
+        body = _get(client, f"{url}/v1/users", params)
         yield body["results"]
         if not body["has_more"]:
             return
         params["start_cursor"] = body["next_cursor"]
 
 
+def _get(client: httpx.Client, url: str, params: dict[str, Any]) -> Any:
+    response = client.get(url, params=params)
+    response.raise_for_status()
+    return response.json()
+
+
 def _org_api_pages(client: httpx.Client, url: str) -> Iterator[list[Any]]:
     page = 0
     while True:
-        response = client.get(f"{url}/list-users", params={"page": page, "page_size": PAGE_SIZE})
-        response.raise_for_status()
-        body = response.json()
+        body = _get(client, f"{url}/list-users", {"page": page, "page_size": PAGE_SIZE})
         yield body["users"]
         if not body["has_more"]:
             return
@@ -61,9 +63,7 @@ def _org_api_pages(client: httpx.Client, url: str) -> Iterator[list[Any]]:
 def _rest_pages(client: httpx.Client, url: str) -> Iterator[list[Any]]:
     page = 1
     while True:
-        response = client.get(f"{url}/api/v1/users", params={"page": page, "limit": PAGE_SIZE})
-        response.raise_for_status()
-        body = response.json()
+        body = _get(client, f"{url}/api/v1/users", {"page": page, "limit": PAGE_SIZE})
         yield body["data"]
         if page >= body["meta"]["pages"]:
             return
@@ -74,9 +74,7 @@ def _scim_pages(client: httpx.Client, url: str) -> Iterator[list[Any]]:
     """SCIM's sequential ``startIndex`` loop; it steps by what came back (servers cap)."""
     start = 1
     while True:
-        response = client.get(f"{url}/Users", params={"startIndex": start, "count": PAGE_SIZE})
-        response.raise_for_status()
-        body = response.json()
+        body = _get(client, f"{url}/Users", {"startIndex": start, "count": PAGE_SIZE})
         users = body.get("Resources", [])
         yield users
         start += len(users)

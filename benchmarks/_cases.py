@@ -101,12 +101,6 @@ def notion_client(server: EmulatorServer) -> Contender:
     return lambda: notion_client_lister(server.url, server.token)
 
 
-def _expect(series: Series, count: int) -> None:
-    wrong = [v for v in series.values if v != count]
-    if wrong:
-        raise RuntimeError(f"{series.name}: expected {count} users per run, got {wrong}")
-
-
 def _spread(series: Series) -> str:
     walls = sorted(s.wall for s in series.samples)
     return f"{walls[0]:.2f} to {walls[-1]:.2f} s"
@@ -136,7 +130,7 @@ def _speedup_case(target: str, provider: str, minimum: float) -> Callable[[Confi
             )
         lib, base = series["userdir"], series["httpx loop"]
         for s in series.values():
-            _expect(s, _listed(provider, USERS))
+            s.expect(_listed(provider, USERS))
         return [
             Row(
                 target,
@@ -171,7 +165,7 @@ def notion_case(cfg: Config) -> list[Row]:
             },
         )
     for s in series.values():
-        _expect(s, _listed("notion", USERS))
+        s.expect(_listed("notion", USERS))
     lib, sdk, loop = series["userdir"], series["notion-client"], series["httpx loop"]
     pages = math.ceil(_listed("notion", USERS) / PAGE_SIZE)
     floor = pages * LATENCY
@@ -228,7 +222,7 @@ def cpu_case(cfg: Config) -> list[Row]:
                 {"userdir": userdir_counter(server), "httpx loop": bare_loop(server)},
             )
         for s in series.values():
-            _expect(s, _listed(provider, USERS))
+            s.expect(_listed(provider, USERS))
         lib, base = series["userdir"], series["httpx loop"]
         per_user = _listed(provider, USERS)
         rows.append(
@@ -282,8 +276,8 @@ def emails_case(cfg: Config) -> list[Row]:
             cfg.runs, {"find_users_by_email": find_many, "full scan": userdir_lister(server)}
         )
     lib, scan = series["find_users_by_email"], series["full scan"]
-    _expect(lib, present)
-    _expect(scan, _listed("notion", USERS))
+    lib.expect(present)
+    scan.expect(_listed("notion", USERS))
     return [
         Row(
             "5",

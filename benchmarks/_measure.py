@@ -52,6 +52,12 @@ class Series:
         """How many runs were timed."""
         return len(self.samples)
 
+    def expect(self, count: int) -> None:
+        """Raise unless every run returned ``count`` (a wrong answer voids the timing)."""
+        wrong = [v for v in self.values if v != count]
+        if wrong:
+            raise RuntimeError(f"{self.name}: expected {count} per run, got {wrong}")
+
 
 def measure(call: Callable[[], Any]) -> Sample:
     """Time one call: wall clock and ``time.process_time`` around it (GC settled first)."""

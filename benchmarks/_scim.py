@@ -54,12 +54,6 @@ def _counter(server: EmulatorServer) -> Contender:
     return open_
 
 
-def _check(series: Any, expected: int) -> None:
-    wrong = [v for v in series.values if v != expected]
-    if wrong:
-        raise RuntimeError(f"{series.name}: expected {expected} per run, got {wrong}")
-
-
 def scim_listing_case(cfg: Any) -> list[Row]:
     """10,000 users at 20 ms, 100 per page at most: userdir (concurrency 8) vs the loop."""
     with _serve(USERS, cfg.log) as server:
@@ -71,8 +65,8 @@ def scim_listing_case(cfg: Any) -> list[Row]:
             },
         )
     lib, loop = series["userdir"], series["startIndex loop"]
-    _check(lib, USERS)
-    _check(loop, USERS)
+    lib.expect(USERS)
+    loop.expect(USERS)
     return [
         Row(
             "16a",
@@ -141,8 +135,8 @@ def scim_emails_case(cfg: Any) -> list[Row]:
             },
         )
     lib, each = series["find_users_by_email"], series["one request per email"]
-    _check(lib, EMAILS - 10)
-    _check(each, EMAILS - 10)
+    lib.expect(EMAILS - 10)
+    each.expect(EMAILS - 10)
     return [
         Row(
             "16b",

@@ -11,6 +11,7 @@ import pytest
 import stamina
 
 import userdir
+from userdir.testing._demo import DemoCompany, demo_company
 
 TOKEN = "ntn_S3CR3T-token-value-000"
 API_KEY = "orgkey-S3CR3T-000"
@@ -70,6 +71,12 @@ class Blocking:
 
 async def _collect(agen: Any) -> list[Any]:
     return [item async for item in agen]
+
+
+@pytest.fixture
+def company() -> DemoCompany:
+    """A fresh demo company: its emulators and the directories over them."""
+    return demo_company()
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -19,17 +19,12 @@ import pytest
 import userdir
 from userdir.cli import USER_COLUMNS, main
 from userdir.testing import Fault, RestEmulator
-from userdir.testing._demo import DemoCompany, demo_company
+from userdir.testing._demo import DemoCompany
 
 
 class TTY(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture
-def company() -> DemoCompany:
-    return demo_company()
 
 
 def run(

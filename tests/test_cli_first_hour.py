@@ -20,14 +20,9 @@ import pytest
 from userdir.cli import _parser
 from userdir.registry import available_providers
 from userdir.testing import Fault, RestEmulator
-from userdir.testing._demo import DemoCompany, demo_company
+from userdir.testing._demo import DemoCompany
 
 from .test_cli import _env, run
-
-
-@pytest.fixture
-def company() -> DemoCompany:
-    return demo_company()
 
 
 def _no_temp_files(*folders: Path) -> None:

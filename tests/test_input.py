@@ -21,24 +21,10 @@ from userdir.cli import USER_COLUMNS, main
 from userdir.emails import MAX_EMAIL_LENGTH, try_email_key
 from userdir.testing import Emulator, NotionEmulator, OrgApiEmulator, RestEmulator
 
+from .test_hostile import make_emulator, options
+
 PROVIDERS = ["notion", "org_api", "rest"]
 NAN, INF = float("nan"), float("inf")
-
-
-def make_emulator(provider: str) -> Emulator:
-    if provider == "notion":
-        return NotionEmulator()
-    if provider == "org_api":
-        return OrgApiEmulator()
-    return RestEmulator()
-
-
-def options(provider: str, emu: Any) -> dict[str, Any]:
-    if provider == "org_api":
-        return {"api_key": emu.api_key, "base_url": "https://org.test", "transport": emu.transport}
-    if provider == "rest":
-        return {"token": emu.token, "base_url": "https://rest.test", "transport": emu.transport}
-    return {"token": emu.token, "transport": emu.transport}
 
 
 def add_person(emu: Emulator, email: str, name: str) -> str:

@@ -13,18 +13,9 @@ import pytest
 import userdir
 from userdir.cli import main
 from userdir.testing import Fault
-from userdir.testing._demo import DemoCompany, demo_company
+from userdir.testing._demo import DemoCompany
 
-
-class TTY(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-@pytest.fixture
-def company() -> DemoCompany:
-    return demo_company()
-
+from .test_cli import TTY
 
 CONFIG = """
 [directories.hr]

@@ -102,27 +102,16 @@ def plan(
     error: no plan.
     """
     checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
-    sources = [
-        (source, source_name or _default_name(source, "source")),
-        (target, target_name or _default_name(target, "target")),
-    ]
+    names = _names(source, target, source_name, target_name)
     listings: list[list[DirectoryUser]] = []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(_list_sync, side) for side, _ in sources]
-        for future, (_, name) in zip(futures, sources, strict=True):
+        futures = [pool.submit(_list_sync, side) for side in (source, target)]
+        for future, name in zip(futures, names, strict=True):
             try:
                 listings.append(future.result())
             except DirectoryError as exc:
                 raise _named(exc, name) from None
-    return make_plan(
-        listings[0],
-        listings[1],
-        checked,
-        source_name=sources[0][1],
-        target_name=sources[1][1],
-        target_provider=_provider(target, listings[1]),
-        now=_now(now),
-    )
+    return _make(listings[0], listings[1], checked, names, target, now)
 
 
 async def plan_async(
@@ -143,10 +132,7 @@ async def plan_async(
 ) -> Plan:
     """:func:`plan` over asyncio directories (both listed at once)."""
     checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
-    names = (
-        source_name or _default_name(source, "source"),
-        target_name or _default_name(target, "target"),
-    )
+    names = _names(source, target, source_name, target_name)
     outcomes = await asyncio.gather(
         _list_async(source), _list_async(target), return_exceptions=True
     )
@@ -156,6 +142,27 @@ async def plan_async(
     source_users, target_users = outcomes
     assert isinstance(source_users, list)
     assert isinstance(target_users, list)
+    return _make(source_users, target_users, checked, names, target, now)
+
+
+def _names(
+    source: object, target: object, source_name: str | None, target_name: str | None
+) -> tuple[str, str]:
+    return (
+        source_name or _default_name(source, "source"),
+        target_name or _default_name(target, "target"),
+    )
+
+
+def _make(
+    source_users: list[DirectoryUser],
+    target_users: list[DirectoryUser],
+    checked: Settings,
+    names: tuple[str, str],
+    target: object,
+    now: dt.datetime | None,
+) -> Plan:
+    """The plan of two listings, done (the part :func:`plan` and :func:`plan_async` share)."""
     return make_plan(
         source_users,
         target_users,

@@ -240,9 +240,13 @@ class Dialect:
         """Turn an HTTP error answer into the right :class:`~userdir.APIError`.
 
         Called with a :class:`Reply`; ``map_error(status, headers, body)``, 0.1's form,
-        is still accepted.
+        is still accepted. The built-in dialects override :meth:`_map_reply`, which
+        this calls with the answer as a :class:`Reply`.
         """
-        reply = _as_reply(reply, headers, body)
+        return self._map_reply(_as_reply(reply, headers, body))
+
+    def _map_reply(self, reply: Reply) -> APIError:
+        """:meth:`map_error` for an answer already read into a :class:`Reply`."""
         code, message, request_id = error_fields(reply.body, reply.headers)
         cls = error_class_for_status(reply.status)
         if message is None:

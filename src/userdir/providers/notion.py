@@ -27,8 +27,8 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser
-from ._base import BOT, PERSON, UNKNOWN_STATUS, Dialect, _as_reply, check_id, error_fields
-from ._fields import STR_OR_NONE, Fields, describe
+from ._base import BOT, PERSON, UNKNOWN_STATUS, Dialect, check_id, error_fields
+from ._fields import STR_OR_NONE, Fields, checked_id, describe
 from ._paging import CursorPaging, ListPage
 from ._wire import Reply, Request, redact_url
 
@@ -75,11 +75,7 @@ _BOT_FIELDS = (
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Map one Notion user object (the one mapping path): a person or a bot."""
     d = payload
-    if type(d) is not dict:
-        F.object(d, what)
-    user_id = d.get("id")
-    if type(user_id) is not str or not user_id.strip():
-        F.id(d, what)  # raises, naming the field
+    user_id = checked_id(F, d, what)
     kind = d.get("object")
     if kind != "user":
         raise F.error(what, f"expected object 'user', got {describe(kind)}")
@@ -241,14 +237,8 @@ class NotionDialect(Dialect):
         """``GET /v1/users/me``: the token's bot."""
         return Request("GET", ("v1", "users", "me"))
 
-    def map_error(
-        self,
-        reply: Reply | int,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> APIError:
+    def _map_reply(self, reply: Reply) -> APIError:
         """Notion's ``code`` decides; a non-JSON answer (a proxy's page) goes by status."""
-        reply = _as_reply(reply, headers, body)
         status, headers = reply.status, reply.headers
         code, message, request_id = error_fields(reply.body, headers)
         if message is None:

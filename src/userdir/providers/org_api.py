@@ -16,7 +16,7 @@ from .._secrets import check_credential
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
 from ..models import _EMPTY, Capabilities, DirectoryUser
 from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
-from ._fields import STR_OR_NONE, Fields
+from ._fields import STR_OR_NONE, Fields, checked_id
 from ._paging import ListPage, PageNumberPaging
 from ._wire import Reply, Request
 
@@ -49,11 +49,7 @@ def _join_name(first: str | None, last: str | None) -> str | None:
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Map one org-API user object (the one mapping path)."""
     d = payload
-    if type(d) is not dict:
-        F.object(d, what)
-    user_id = d.get("id")
-    if type(user_id) is not str or not user_id.strip():
-        F.id(d, what)  # raises, naming the field
+    user_id = checked_id(F, d, what)
     get = d.get
     email, username, first, last = (
         get("email"),
@@ -151,14 +147,9 @@ class OrgApiDialect(Dialect):
             raise self.malformed("fetch-user answer: no 'user' key")
         return parse_user(data["user"], "fetch-user answer.user")
 
-    def map_error(
-        self,
-        reply: Reply | int,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> APIError:
+    def _map_reply(self, reply: Reply) -> APIError:
         """A 400 whose message says "not found" is a missing user; any other 400 is not."""
-        error = super().map_error(reply, headers, body)
+        error = super()._map_reply(reply)
         if isinstance(error, InvalidRequestError) and NOT_FOUND_MESSAGE.search(error.message):
             return UserNotFoundError(
                 error.message,

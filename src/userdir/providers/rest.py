@@ -15,7 +15,7 @@ from .._secrets import check_credential
 from ..errors import InvalidArgumentError
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
 from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
-from ._fields import STR_OR_NONE, Fields
+from ._fields import STR_OR_NONE, Fields, checked_id
 from ._paging import ListPage, PageNumberPaging
 from ._wire import Reply, Request
 
@@ -33,11 +33,7 @@ _STRINGS = ("email", "name", "role", "status")
 def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
     """Map one REST user object (the one mapping path)."""
     d = payload
-    if type(d) is not dict:
-        F.object(d, what)
-    user_id = d.get("id")
-    if type(user_id) is not str or not user_id.strip():
-        F.id(d, what)  # raises, naming the field
+    user_id = checked_id(F, d, what)
     get = d.get
     email, name, role, status = get("email"), get("name"), get("role"), get("status")
     if not (

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -30,8 +29,8 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
-from ._base import PERSON, Dialect, _as_reply, _one_line, check_email, check_id
-from ._fields import MAX_NESTING, STR_OR_NONE, Fields, nesting_exceeds
+from ._base import PERSON, Dialect, _one_line, check_email, check_id
+from ._fields import MAX_NESTING, STR_OR_NONE, Fields, checked_id, nesting_exceeds
 from ._paging import CursorPaging, ListPage, OffsetPaging, Paging
 from ._wire import Reply, Request
 
@@ -220,23 +219,7 @@ def _extra(d: dict[str, Any], enterprise: dict[str, Any] | None, what: str) -> M
     return MappingProxyType(values)
 
 
-_fromisoformat = datetime.fromisoformat
-
-
-def _time(meta: dict[str, Any], key: str, what: str) -> datetime | None:
-    """``meta.created``/``meta.lastModified``: the common form inline, else the reader."""
-    value = meta.get(key)
-    if value is None:
-        return None
-    if type(value) is str and 10 <= len(value) <= 40:
-        try:
-            parsed = _fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed
-    return F.opt_time(meta, key, what, f"meta.{key}")
+opt_time = F.opt_time
 
 
 _NAME_PARTS = ("givenName", "familyName", "formatted")
@@ -250,12 +233,8 @@ def parse_scim_user(payload: Any, what: str = "user", etag: str | None = None) -
     field is checked inline; the field readers run only to explain a wrong one.
     """
     d = payload
-    if type(d) is not dict:
-        F.object(d, what)  # raises
+    user_id = checked_id(F, d, what)
     get = d.get
-    user_id = get("id")
-    if type(user_id) is not str or not user_id.strip():
-        F.id(d, what)  # raises
     username, display, active = get("userName"), get("displayName"), get("active")
     if not (
         isinstance(username, STR_OR_NONE)
@@ -306,8 +285,8 @@ def parse_scim_user(payload: Any, what: str = "user", etag: str | None = None) -
         "kind": PERSON,
         "role": _pick(d, "roles", what, None),
         "status": _UNKNOWN if active is None else (_ACTIVE if active else _INACTIVE),
-        "created_at": _time(meta, "created", what),
-        "updated_at": _time(meta, "lastModified", what),
+        "created_at": opt_time(meta, "created", what, "meta.created"),
+        "updated_at": opt_time(meta, "lastModified", what, "meta.lastModified"),
         "last_login_at": None,
         "version": version or etag,
         "extra": _extra(d, enterprise, what),
@@ -799,17 +778,11 @@ class ScimDialect(Dialect):
 
     # -- errors -----------------------------------------------------------------
 
-    def map_error(
-        self,
-        reply: Reply | int,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> APIError:
+    def _map_reply(self, answer: Reply) -> APIError:
         """The SCIM error body mapped into the tree; ``code`` is its ``scimType``."""
-        answer = _as_reply(reply, headers, body)
         error = parse_scim_error(answer.body)
         if error is None:
-            return super().map_error(answer)
+            return super()._map_reply(answer)
         cls = error_class(answer.status, error.scim_type)
         message = error.detail or f"HTTP {answer.status} from the SCIM server"
         return cls(
