@@ -29,6 +29,7 @@ from userdir import (
 )
 from userdir.providers.scim import (
     ENTERPRISE_SCHEMA,
+    F,
     ScimFeatures,
     capabilities_of,
     email_batches,
@@ -176,6 +177,36 @@ def test_etag_header_is_the_version_when_meta_has_none() -> None:
 def test_a_malformed_user_names_the_field(payload: dict[str, Any], named: str) -> None:
     with pytest.raises(MalformedResponseError, match=named.replace("[", r"\[").replace("]", r"\]")):
         parse_scim_user(payload)
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        ({"id": "1", "emails": 3, "meta": {"created": "yesterday"}}, "user.emails"),
+        ({"id": "1", "roles": 3, "meta": {"lastModified": 5}}, "user.roles"),
+        ({"id": "1", "meta": {"created": 5, "lastModified": "x"}}, "user.meta.created"),
+        (
+            {"id": "1", "meta": {"created": "2024-01-01T00:00:00Z", "lastModified": 5}},
+            "user.meta.lastModified",
+        ),
+        ({"id": "1", "meta": {"created": "2024-01-01T00:00:00Z" + " " * 30}}, "user.meta.created"),
+    ],
+)
+def test_the_first_bad_field_in_mapping_order_is_named(payload: dict[str, Any], named: str) -> None:
+    # the timestamps are parsed inline first, but still reported after emails/photos/roles
+    with pytest.raises(MalformedResponseError, match=named):
+        parse_scim_user(payload)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2024-01-02T03:04:05Z", "2024-01-02T03:04:05", "2024-01-02T03:04:05.1Z", "2024-01-02"],
+)
+def test_meta_times_map_as_the_reader_does(stamp: str) -> None:
+    user = parse_scim_user({"id": "1", "meta": {"created": stamp, "lastModified": stamp}})
+    expected = F.opt_time({"t": stamp}, "t", "user")
+    assert user.created_at == user.updated_at == expected
+    assert expected is not None and expected.tzinfo is not None
 
 
 def test_filter_values_are_escaped_as_json_strings() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -204,15 +205,23 @@ def _pick(d: dict[str, Any], key: str, what: str, prefer: str | None) -> str | N
 
 def _extra(d: dict[str, Any], enterprise: dict[str, Any] | None, what: str) -> Mapping[str, Any]:
     """Every attribute the mapping did not consume, with the enterprise ones flattened."""
-    values = {key: value for key, value in d.items() if key not in _MAPPED}
+    values = {}
+    for key in d:  # a plain loop: cheaper than a comprehension here
+        if key not in _MAPPED:
+            values[key] = d[key]
     if enterprise:
         for key, value in enterprise.items():
             values.setdefault(key, value)
     if not values:
         return _EMPTY
+    for value in values.values():
+        if type(value) is dict or type(value) is list:
+            break
+    else:  # no containers: nothing can nest (the common case)
+        return MappingProxyType(values)
     containers = [v for v in values.values() if type(v) is dict or type(v) is list]
     # one walk over all of them (the list is one level more), the detail only if too deep
-    if containers and nesting_exceeds(containers, MAX_NESTING + 1):
+    if nesting_exceeds(containers, MAX_NESTING + 1):
         for key, value in values.items():
             if nesting_exceeds(value):
                 raise F.error(f"{what}.{key}", f"nested deeper than {MAX_NESTING} levels")
@@ -220,6 +229,8 @@ def _extra(d: dict[str, Any], enterprise: dict[str, Any] | None, what: str) -> M
 
 
 opt_time = F.opt_time
+_fromisoformat = datetime.fromisoformat
+_UNPARSED: Any = object()  # a timestamp the inline parse could not take
 
 
 _NAME_PARTS = ("givenName", "familyName", "formatted")
@@ -266,27 +277,59 @@ def parse_scim_user(payload: Any, what: str = "user", etag: str | None = None) -
         meta = {}
     elif type(meta) is not dict:
         F.opt_object(d, "meta", what)  # raises
-    version = meta.get("version")
+    mget = meta.get
+    version, created, modified = mget("version"), mget("created"), mget("lastModified")
     if not isinstance(version, STR_OR_NONE):
         F.opt_str(meta, "version", what, "meta.version")  # raises
+    # The timestamps' common case inline (an aware ISO 8601 string); opt_time below otherwise.
+    try:
+        created_at = None if created is None else _fromisoformat(created)
+        updated_at = None if modified is None else _fromisoformat(modified)
+    except (TypeError, ValueError, OverflowError):
+        created_at = updated_at = _UNPARSED
     enterprise = get(ENTERPRISE_SCHEMA)
     if enterprise is not None and type(enterprise) is not dict:
         F.opt_object(d, ENTERPRISE_SCHEMA, what)  # raises
+    # emails and roles: the common single value inline, _pick for anything else
+    emails, roles = get("emails"), get("roles")
+    if not (
+        type(emails) is list
+        and len(emails) == 1
+        and type(item := emails[0]) is dict
+        and isinstance(email := item.get("value"), STR_OR_NONE)
+    ):
+        email = _pick(d, "emails", what, "work")
+    avatar = _pick(d, "photos", what, "photo")
+    if roles is None:
+        role = None
+    elif not (
+        type(roles) is list
+        and len(roles) == 1
+        and type(item := roles[0]) is dict
+        and isinstance(role := item.get("value"), STR_OR_NONE)
+    ):
+        role = _pick(d, "roles", what, None)
+    if (  # not the common case: the reader maps it or raises, after the fields above
+        created_at is not None
+        and (created_at is _UNPARSED or created_at.tzinfo is None or len(created) > 40)
+    ) or (updated_at is not None and (updated_at.tzinfo is None or len(modified) > 40)):
+        created_at = opt_time(meta, "created", what, "meta.created")
+        updated_at = opt_time(meta, "lastModified", what, "meta.lastModified")
     full = display or formatted or (" ".join(p for p in (given, family) if p) or None)
     fields = {
         "id": user_id,
         "provider": NAME,
-        "email": _pick(d, "emails", what, "work"),
+        "email": email,
         "name": full,
         "given_name": given,
         "family_name": family,
         "username": username,
-        "avatar_url": _pick(d, "photos", what, "photo"),
+        "avatar_url": avatar,
         "kind": PERSON,
-        "role": _pick(d, "roles", what, None),
+        "role": role,
         "status": _UNKNOWN if active is None else (_ACTIVE if active else _INACTIVE),
-        "created_at": opt_time(meta, "created", what, "meta.created"),
-        "updated_at": opt_time(meta, "lastModified", what, "meta.lastModified"),
+        "created_at": created_at,
+        "updated_at": updated_at,
         "last_login_at": None,
         "version": version or etag,
         "extra": _extra(d, enterprise, what),
