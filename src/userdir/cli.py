@@ -38,7 +38,7 @@ from .errors import (
 )
 from .federation import Diff, Federation, FindResult, LookupStatus, _fold
 from .models import DirectoryUser, UserStatus
-from .registry import available_providers
+from .registry import CODE_ONLY_OPTIONS, available_providers
 
 if TYPE_CHECKING:  # reconcile is imported by the commands that use it
     from ._reconcile_apply import ActionResult
@@ -318,7 +318,9 @@ def cmd_providers(ctx: Context) -> int:
     for info in available_providers():
         caps = info.capabilities
         required = list(info.required)
-        optional = [o for o in info.options if o not in info.required]
+        # what a config table can set: code-only options (transport=) are left out
+        options = [o for o in info.options if o not in CODE_ONLY_OPTIONS]
+        optional = [o for o in options if o not in info.required]
         writer.write(
             {
                 "name": info.name,
@@ -332,7 +334,7 @@ def cmd_providers(ctx: Context) -> int:
                 "writes": caps.writes if caps else None,
                 "server_filters": ",".join(sorted(caps.server_filters)) if caps else None,
                 "create_requires": sorted(caps.create_requires) if caps else None,
-                "options": list(info.options),
+                "options": options,
             }
         )
     writer.close()

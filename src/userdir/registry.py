@@ -37,6 +37,7 @@ from .models import Capabilities
 from .providers._base import Dialect, error_mapper
 
 __all__ = [
+    "CODE_ONLY_OPTIONS",
     "COMMON_OPTIONS",
     "ENTRY_POINT_GROUP",
     "ProviderInfo",
@@ -65,6 +66,9 @@ COMMON_OPTIONS = frozenset(
         "max_response_bytes",
     }
 )
+#: Options that take a Python object (``transport=``): given to ``connect()`` in code,
+#: never written in a config file nor listed where config options are shown.
+CODE_ONLY_OPTIONS = frozenset({"transport"})
 
 
 class _builtin:
@@ -248,8 +252,7 @@ def make_dialect(provider: str, options: Mapping[str, Any]) -> Dialect:
     if not var_kw:
         for key in options:
             if key not in names:
-                # transport= takes a Python object: no config file can set it
-                allowed = sorted((set(names) | COMMON_OPTIONS) - {"transport"})
+                allowed = sorted((set(names) | COMMON_OPTIONS) - CODE_ONLY_OPTIONS)
                 raise ConfigError(
                     f"unknown option {key!r} for provider {provider!r}"
                     f"{did_you_mean(key, allowed)} "
