@@ -12,6 +12,8 @@ runs, medians. providers.md lists the results; a mechanism gaining under 2% goes
   raise, instead of one reader call per field: mapping CPU (Notion).
 - ``query``: the engine's own query encoding instead of httpx's ``params=``.
 - ``stamina-first``: the first attempt outside stamina's retry context.
+- ``direct-send``: requests handed to the client's transport, not through
+  ``httpx.Client.send``: client CPU listing 10,000 REST users at ``concurrency=1``.
 - ``window``: numbered pages in a window of ``concurrency=8`` instead of one at a time
   (REST, 10,000 users @20 ms).
 """
@@ -167,6 +169,29 @@ def stamina_first() -> str:
     return gain(median_of(in_context), median_of(bare)) + " per 1,000 requests"
 
 
+def direct_send() -> str:
+    from userdir._http import SyncEngine
+
+    with EmulatorServer("rest", users=10_000, latency=0.0) as server:
+
+        def listing() -> None:
+            with userdir.connect(
+                "rest", base_url=server.url, token=server.token, concurrency=1
+            ) as d:
+                sum(1 for _ in d.iter_users())
+
+        listing()  # warm up
+
+        def through_client() -> None:
+            # the same requests through httpx.Client.send (auth flow, redirects, cookies)
+            send = lambda self, request: self._client.send(request, stream=True)  # noqa: E731
+            with patched(SyncEngine, "_send", send):
+                listing()
+
+        with_, without = medians_interleaved(listing, through_client, RUNS * 2)
+    return gain(without, with_) + " (REST, 10,000 users, no latency, client CPU)"
+
+
 def window() -> str:
     with EmulatorServer("rest", users=10_000, latency=0.020) as server:
 
@@ -189,6 +214,7 @@ MECHANISMS: dict[str, Callable[[], str]] = {
     "inline-checks": inline_checks,
     "query": query,
     "stamina-first": stamina_first,
+    "direct-send": direct_send,
     "window": window,
 }
 

@@ -391,3 +391,56 @@ def test_retries_option_forms() -> None:
 def test_base_url_must_be_http() -> None:
     with pytest.raises(userdir.InvalidArgumentError, match="http"):
         userdir.connect("dummy", token=TOKEN, base_url="ftp://x")
+
+
+def test_no_cookie_is_kept_between_requests(connect: Any, httpx_mock: HTTPXMock) -> None:
+    # Requests go straight to the transport: a directory API authenticates with its
+    # credential, and a cookie a server sets is never sent back.
+    httpx_mock.add_response(
+        url=f"{BASE}/users/u1", json={"id": "u1"}, headers={"Set-Cookie": "session=s1; Path=/"}
+    )
+    httpx_mock.add_response(url=f"{BASE}/users/u2", json={"id": "u2"})
+    d = connect("dummy", token=TOKEN)
+    assert [d.get_user("u1").id, d.get_user("u2").id] == ["u1", "u2"]
+    _first, second = httpx_mock.get_requests()
+    assert "cookie" not in second.headers
+    assert second.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_proxy_from_the_environment_is_still_used(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.server
+    import json
+    import threading
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = json.dumps({"id": "u1"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.warns(UserWarning, match="unencrypted"):
+            d = connect("dummy", token=TOKEN, base_url="http://directory.invalid")
+        assert d.get_user("u1").id == "u1"
+    finally:
+        server.shutdown()
+        server.server_close()
+    # the proxy got the request in absolute form, credential included
+    assert seen == [("http://directory.invalid/users/u1", f"Bearer {TOKEN}")]

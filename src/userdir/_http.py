@@ -492,6 +492,19 @@ class _EngineBase:
             )
         return request.url
 
+    def send_headers(self, client: httpx.Client | httpx.AsyncClient) -> None:
+        """Fix every request's headers once: the client's, then the Basic auth of the URL.
+
+        Requests go straight to the client's transport (the one it picked for the URL,
+        proxies from the environment included), not through ``Client.send``: the engine
+        follows no redirect, keeps no cookie and runs no auth flow, and skipping that
+        machinery is a quarter of the client's CPU per page (providers.md).
+        """
+        headers = httpx.Headers(client.headers)
+        if self._url_auth is not None:
+            headers["Authorization"] = self._url_auth._auth_header
+        self._headers = headers
+
     def build(
         self, client: httpx.Client | httpx.AsyncClient, request: Request, deadline: float
     ) -> httpx.Request:
@@ -504,9 +517,11 @@ class _EngineBase:
         try:
             if request.params:  # encoded here: a third of the cost of httpx's params=
                 url += ("&" if "?" in url else "?") + encode_query(request.params)
-            http_request = client.build_request(
-                request.method, url, json=request.json, headers=request.headers or None
-            )
+            headers = self._headers
+            if request.headers:
+                headers = httpx.Headers(headers)
+                headers.update(request.headers)
+            http_request = httpx.Request(request.method, url, json=request.json, headers=headers)
         except (ValueError, TypeError) as exc:
             # A value that cannot go on the wire: a lone surrogate (not UTF-8), NaN or
             # an object that is not JSON in a body. Nothing was sent.
@@ -884,6 +899,7 @@ class SyncEngine(_EngineBase):
     def __init__(self, *, transport: httpx.BaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self._client = httpx.Client(transport=transport, **_client_kwargs(self, transport))
+        self.send_headers(self._client)
 
     def close(self) -> None:
         """Close the connection pool; requests in flight end with DirectoryClosedError."""
@@ -925,6 +941,14 @@ class SyncEngine(_EngineBase):
             _RETRYING.reset(quiet)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _send(self, http_request: httpx.Request) -> httpx.Response:
+        """Hand the request to the transport the client picked for its URL."""
+        if self.closed:
+            raise self.closed_error()
+        response = self._client._transport_for_url(http_request.url).handle_request(http_request)
+        response.request = http_request
+        return response
+
     def _once(self, request: Request, attempt: int, deadline: float) -> Reply:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
@@ -933,7 +957,7 @@ class SyncEngine(_EngineBase):
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request, deadline)
-            response = self._client.send(http_request, stream=True)
+            response = self._send(http_request)
             try:
                 reader = self.reader(request, response, deadline)
                 if response.is_stream_consumed:
@@ -959,6 +983,7 @@ class AsyncEngine(_EngineBase):
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self._client = httpx.AsyncClient(transport=transport, **_client_kwargs(self, transport))
+        self.send_headers(self._client)
 
     async def close(self) -> None:
         """Close the connection pool; requests in flight end with DirectoryClosedError."""
@@ -1000,6 +1025,15 @@ class AsyncEngine(_EngineBase):
             _RETRYING.reset(quiet)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _send(self, http_request: httpx.Request) -> httpx.Response:
+        """Hand the request to the transport the client picked for its URL."""
+        if self.closed:
+            raise self.closed_error()
+        transport = self._client._transport_for_url(http_request.url)
+        response = await transport.handle_async_request(http_request)
+        response.request = http_request
+        return response
+
     async def _once(self, request: Request, attempt: int, deadline: float) -> Reply:
         if self.rate_limit is not None:
             wait = self.rate_limit.reserve()
@@ -1010,7 +1044,7 @@ class AsyncEngine(_EngineBase):
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request, deadline)
-            response = await self._client.send(http_request, stream=True)
+            response = await self._send(http_request)
             try:
                 reader = self.reader(request, response, deadline)
                 if response.is_stream_consumed:
