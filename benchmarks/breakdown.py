@@ -28,7 +28,7 @@ from ._baselines import BareLoop
 from ._server import EmulatorServer
 
 USERS = 10_000
-PROVIDERS = ("notion", "org_api", "rest")
+PROVIDERS = ("notion", "org_api", "rest", "scim")
 
 
 def _walker(server: EmulatorServer, concurrency: int, mapping: bool = True) -> Callable[[], Any]:
@@ -87,7 +87,7 @@ def breakdown(provider: str, runs: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the breakdown for the named providers (all three by default)."""
+    """Print the breakdown for the named providers (all four by default)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.breakdown")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("providers", nargs="*", metavar="provider", help=", ".join(PROVIDERS))
