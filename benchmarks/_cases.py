@@ -106,6 +106,13 @@ def _spread(series: Series) -> str:
     return f"{walls[0]:.2f} to {walls[-1]:.2f} s"
 
 
+def _noise(series: Series) -> float:
+    """A contender's run-to-run noise: half the range of its wall times, relative to the
+    median (what "within run-to-run noise" allows a ratio to exceed 1.00 by)."""
+    walls = [s.wall for s in series.samples]
+    return (max(walls) - min(walls)) / 2 / series.wall
+
+
 def _serve(provider: str, users: int, latency: float, log: Callable[[str], None]) -> EmulatorServer:
     server = EmulatorServer(provider, users=users, latency=latency)
     server.start()
@@ -177,13 +184,15 @@ def notion_case(cfg: Config) -> list[Row]:
             fmt_seconds(lib.wall),
             f"notion-client {fmt_seconds(sdk.wall)}",
             lib.wall / sdk.wall,
-            1.0,
+            1.0 + _noise(sdk),
             "<=",
             runs=lib.runs,
             note="notion-client is `collect_paginated_api(client.users.list)` with "
             "`base_url=` the emulator; the Notion emulator also lists its integration bot. "
             f"Runs: userdir {_spread(lib)}, notion-client {_spread(sdk)}, "
-            f"httpx loop {_spread(loop)}.",
+            f"httpx loop {_spread(loop)}. The target is 1.00x within run-to-run noise: "
+            f"1.00 plus notion-client's own noise (half its range over the median, "
+            f"{_noise(sdk) * 100:.2f}%).",
         ),
         Row(
             "3b",
