@@ -242,6 +242,39 @@ def test_a_retry_after_beyond_the_budget_is_not_waited(
     assert took < SLACK
 
 
+def test_a_rate_limit_wait_beyond_the_budget_is_not_taken(
+    connect: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one request per 10 s, a budget of 0.5 s: the second call would have to wait
+    # 10 s for its slot; it ends at once instead, nothing sent
+    slept: list[float] = []
+
+    async def fake_async_sleep(seconds: float, *args: Any) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(asyncio, "sleep", fake_async_sleep)
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"data": {"id": "usr_1"}})
+
+    retries = userdir.Retries(timeout=BUDGET)
+    d = connect(
+        "rest",
+        **_options_for(
+            "rest", httpx.MockTransport(answer), retries=retries, max_requests_per_second=0.1
+        ),
+    )
+    assert d.get_user("usr_1").id == "usr_1"
+    with pytest.raises(userdir.TransportError, match=r"time budget of 0\.5 s") as caught:
+        d.get_user("usr_1")
+    assert caught.value.request_not_sent
+    assert len(seen) == 1
+    assert all(wait < BUDGET for wait in slept)
+
+
 def test_a_backoff_beyond_the_budget_is_not_waited(connect: Callable[..., Any]) -> None:
     stamina.set_testing(False)
     seen: list[httpx.Request] = []

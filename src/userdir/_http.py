@@ -551,14 +551,31 @@ class _EngineBase:
             raise self.closed_error()
         left = deadline - time.monotonic()
         if left <= 0:
-            err = TransportError(
-                f"{request.method} {self.url_path(request)} did not finish within its "
-                f"time budget of {self.budget:g} s (Retries.timeout)",
-                provider=self.provider,
-            )
-            err.request_not_sent = not sent
-            raise err
+            raise self.over_budget(request, sent=sent)
         return left
+
+    def over_budget(self, request: Request, *, sent: bool) -> TransportError:
+        """The error of a call whose time budget is spent (or would be, waiting)."""
+        err = TransportError(
+            f"{request.method} {self.url_path(request)} did not finish within its "
+            f"time budget of {self.budget:g} s (Retries.timeout)",
+            provider=self.provider,
+        )
+        err.request_not_sent = not sent
+        return err
+
+    def pace(self, request: Request, deadline: float) -> float:
+        """How long the client-side rate limit asks to wait before sending.
+
+        A wait that would reach the call's deadline is not taken: the call ends at once
+        with the budget's error, nothing sent (as a ``Retry-After`` beyond it is not waited).
+        """
+        if self.rate_limit is None:
+            return 0.0
+        wait = self.rate_limit.reserve()
+        if wait and time.monotonic() + wait >= deadline:
+            raise self.over_budget(request, sent=False)
+        return wait
 
     def closed_error(self) -> DirectoryClosedError:
         return DirectoryClosedError("directory closed", provider=self.provider)
@@ -950,10 +967,9 @@ class SyncEngine(_EngineBase):
         return response
 
     def _once(self, request: Request, attempt: int, deadline: float) -> Reply:
-        if self.rate_limit is not None:
-            wait = self.rate_limit.reserve()
-            if wait:
-                time.sleep(wait)
+        wait = self.pace(request, deadline)
+        if wait:
+            time.sleep(wait)
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request, deadline)
@@ -1035,12 +1051,11 @@ class AsyncEngine(_EngineBase):
         return response
 
     async def _once(self, request: Request, attempt: int, deadline: float) -> Reply:
-        if self.rate_limit is not None:
-            wait = self.rate_limit.reserve()
-            if wait:
-                import asyncio  # here: a blocking program never loads asyncio
+        wait = self.pace(request, deadline)
+        if wait:
+            import asyncio  # here: a blocking program never loads asyncio
 
-                await asyncio.sleep(wait)
+            await asyncio.sleep(wait)
         t0 = time.perf_counter()
         try:
             http_request = self.build(self._client, request, deadline)
