@@ -199,3 +199,30 @@ def test_error_tree_is_drawn() -> None:
     for name in userdir.errors.__all__:
         if name.endswith("Error"):
             assert name in doc
+
+
+@pytest.mark.parametrize("provider", ["notion", "org_api", "rest", "scim"])
+def test_a_parsed_user_is_the_user_the_class_would_build(provider: str) -> None:
+    # The parsers' fast path leaves default fields out of the instance's __dict__; the
+    # user must still equal, print, evolve, pickle and export like one built normally.
+    from userdir.testing import provider_named
+
+    emulator = provider_named(provider).emulator()
+    emulator.populate(5)
+    with userdir.connect(provider, **emulator.connect_options()) as directory:
+        users = list(directory.iter_users())
+    assert len(users) >= 5
+    for fast in users:
+        built = DirectoryUser(
+            **{f.name: getattr(fast, f.name) for f in attrs.fields(DirectoryUser)}
+        )
+        assert fast == built
+        assert hash(fast) == hash(built)
+        assert repr(fast) == repr(built)
+        assert fast.to_dict(include_raw=True) == built.to_dict(include_raw=True)
+        assert attrs.asdict(fast) == attrs.asdict(built)
+        clone = pickle.loads(pickle.dumps(fast))
+        assert clone == fast
+        assert clone.to_dict(include_raw=True) == fast.to_dict(include_raw=True)
+        changed = attrs.evolve(fast, role="owner")
+        assert (changed.role, changed.id, changed.kind) == ("owner", fast.id, fast.kind)

@@ -130,17 +130,22 @@ class DirectoryUser:
 
     @classmethod
     def _trusted(cls, values: dict[str, Any]) -> DirectoryUser:
-        """Build from a dict of every field, already checked (the parsers' fast path).
+        """Build from a dict of checked fields (the parsers' fast path).
 
-        ``values`` must hold every field, with ``extra`` and ``raw`` read-only mappings;
-        it becomes the instance's ``__dict__``. Equal to calling the class, minus the
-        per-field work of the generated ``__init__``.
+        ``values`` holds ``id``, ``provider`` and whichever fields differ from their
+        defaults (the class holds the defaults), with ``extra`` and ``raw`` read-only
+        mappings; it becomes the instance's ``__dict__``. Equal to calling the class,
+        minus the per-field work of the generated ``__init__``.
         """
         user = _new(cls)
-        if "version" not in values:  # the parsers of services without versions leave it out
-            values["version"] = None
         _set(user, "__dict__", values)
         return user
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # extra and raw are read-only views, which do not pickle: their dicts do
+        values = {field.name: getattr(self, field.name) for field in attrs.fields(type(self))}
+        values["extra"], values["raw"] = dict(self.extra), dict(self.raw)
+        return (_rebuild_user, (type(self), values))
 
     def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
         """A JSON-ready dict of the user: enums as strings, datetimes in ISO 8601."""
@@ -205,6 +210,10 @@ class DirectoryUser:
         return scim
 
 
+def _rebuild_user(cls: type[DirectoryUser], values: dict[str, Any]) -> DirectoryUser:
+    return cls(**values)
+
+
 def _user_tuple(users: Iterable[DirectoryUser]) -> tuple[DirectoryUser, ...]:
     return tuple(users)
 
@@ -212,6 +221,11 @@ def _user_tuple(users: Iterable[DirectoryUser]) -> tuple[DirectoryUser, ...]:
 _new = object.__new__
 _set = object.__setattr__
 _DEFAULTS: dict[str, Any] = {field.name: field.default for field in attrs.fields(DirectoryUser)}
+# The defaults (all immutable) as class attributes: a user built by ``_trusted`` leaves
+# the fields it does not set out of its ``__dict__``, and reads them here.
+for _name, _default in _DEFAULTS.items():
+    if _default is not attrs.NOTHING:
+        setattr(DirectoryUser, _name, _default)
 
 
 @attrs.frozen

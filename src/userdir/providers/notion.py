@@ -27,7 +27,7 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser
-from ._base import BOT, PERSON, UNKNOWN_STATUS, Dialect, check_id, error_fields
+from ._base import BOT, PERSON, Dialect, check_id, error_fields
 from ._fields import STR_OR_NONE, Fields, checked_id, describe
 from ._paging import CursorPaging, ListPage
 from ._wire import Reply, Request, redact_url
@@ -118,16 +118,8 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
             "provider": "notion",
             "email": email,
             "name": name,
-            "given_name": None,
-            "family_name": None,
-            "username": None,
             "avatar_url": avatar,
             "kind": user_kind,
-            "role": None,
-            "status": UNKNOWN_STATUS,
-            "created_at": None,
-            "updated_at": None,
-            "last_login_at": None,
             "extra": extra,
             "raw": MappingProxyType(d),
         }

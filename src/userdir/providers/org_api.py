@@ -15,7 +15,7 @@ import attrs
 from .._secrets import check_credential
 from ..errors import APIError, InvalidArgumentError, InvalidRequestError, UserNotFoundError
 from ..models import _EMPTY, Capabilities, DirectoryUser
-from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
+from ._base import Dialect, check_email, check_id
 from ._fields import STR_OR_NONE, Fields, checked_id
 from ._paging import ListPage, PageNumberPaging
 from ._wire import Reply, Request
@@ -78,12 +78,7 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
             "family_name": last or None,
             "username": username,
             "avatar_url": picture,
-            "kind": PERSON,
             "role": role,
-            "status": UNKNOWN_STATUS,
-            "created_at": None,
-            "updated_at": None,
-            "last_login_at": None,
             "extra": MappingProxyType({"calendar_link": calendar}) if calendar else _EMPTY,
             "raw": MappingProxyType(d),
         }

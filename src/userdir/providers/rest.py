@@ -14,7 +14,7 @@ import attrs
 from .._secrets import check_credential
 from ..errors import InvalidArgumentError
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
-from ._base import PERSON, UNKNOWN_STATUS, Dialect, check_email, check_id
+from ._base import UNKNOWN_STATUS, Dialect, check_email, check_id
 from ._fields import STR_OR_NONE, Fields, checked_id
 from ._paging import ListPage, PageNumberPaging
 from ._wire import Reply, Request
@@ -59,11 +59,6 @@ def parse_user(payload: Any, what: str = "user") -> DirectoryUser:
             "provider": "rest",
             "email": email,
             "name": name,
-            "given_name": None,
-            "family_name": None,
-            "username": None,
-            "avatar_url": None,
-            "kind": PERSON,
             "role": role,
             "status": known or UNKNOWN_STATUS,
             "created_at": opt_time(d, "created_at", what),

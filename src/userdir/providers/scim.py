@@ -30,7 +30,7 @@ from ..errors import (
     error_class_for_status,
 )
 from ..models import _EMPTY, Capabilities, DirectoryUser, NewUser, UserChanges, UserStatus
-from ._base import PERSON, Dialect, _one_line, check_email, check_id
+from ._base import Dialect, _one_line, check_email, check_id
 from ._fields import MAX_NESTING, STR_OR_NONE, Fields, checked_id, nesting_exceeds
 from ._paging import CursorPaging, ListPage, OffsetPaging, Paging
 from ._wire import Reply, Request
@@ -325,12 +325,10 @@ def parse_scim_user(payload: Any, what: str = "user", etag: str | None = None) -
         "family_name": family,
         "username": username,
         "avatar_url": avatar,
-        "kind": PERSON,
         "role": role,
         "status": _UNKNOWN if active is None else (_ACTIVE if active else _INACTIVE),
         "created_at": created_at,
         "updated_at": updated_at,
-        "last_login_at": None,
         "version": version or etag,
         "extra": _extra(d, enterprise, what),
         "raw": MappingProxyType(d),
