@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 from typing import Any
 
+import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
@@ -307,7 +311,8 @@ def test_service_provider_config_is_read_once_lazily(connect: Any) -> None:
     d.get_user(emu.users[0]["id"])
     paths = [r.path for r in emu.requests]
     assert paths.count("/scim/v2/ServiceProviderConfig") == 1
-    assert paths[0] == "/scim/v2/ServiceProviderConfig"
+    # the config first or alongside the guessed first page, then the walk's pages
+    assert "/scim/v2/ServiceProviderConfig" in paths[:2]
     assert d.capabilities.max_page_size == 2
     assert d.capabilities.etag is True
 
@@ -363,7 +368,12 @@ def test_listing_with_a_capped_page_size_loses_nobody(connect: Any, concurrency:
 def test_listing_stops_on_total_results(connect: Any) -> None:
     emu = emulator(10, max_results=5)
     assert len(list(scim(connect, emu).iter_users())) == 10
-    assert len(user_requests(emu)) == 2  # never a page past totalResults
+    # a first page guessed before discovery (count=100; sent if the discovery request
+    # let it go first) is not the walk's (count=5)
+    pages = [r for r in user_requests(emu) if r.params["count"] == "5"]
+    guessed = [r for r in user_requests(emu) if r not in pages]
+    assert len(pages) == 2  # never a page past totalResults
+    assert [r.params["count"] for r in guessed] in ([], ["100"])
 
 
 def test_a_server_that_lists_nothing_without_both_paging_parameters(connect: Any) -> None:
@@ -375,7 +385,9 @@ def test_cursor_pagination_where_announced(connect: Any) -> None:
     emu = emulator(12, max_results=5, cursor=True)
     d = scim(connect, emu)
     assert [u.id for u in d.iter_users()] == [u["id"] for u in emu.users]
-    pages = user_requests(emu)
+    pages = [r for r in user_requests(emu) if "startIndex" not in r.params]
+    guessed = [r for r in user_requests(emu) if r not in pages]  # sent before discovery
+    assert [r.params["startIndex"] for r in guessed] in ([], ["1"])
     assert pages[0].params["cursor"] == ""
     assert all("startIndex" not in r.params for r in pages)
     assert len(pages) == 3
@@ -838,3 +850,93 @@ def test_plain_json_content_type_is_accepted(connect: Any, httpx_mock: HTTPXMock
     assert [u.username for u in d.iter_users()] == ["u"]
     user = d.get_user("1")
     assert (user.username, user.version) == ("u", 'W/"9"')  # the ETag header
+
+
+# -- the first page goes out alongside discovery -----------------------------------------
+
+
+class _Wrapped(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """The emulator's transport behind ``before(request)``: a Response to answer with
+    instead, or None; and an optional hold of the discovery request."""
+
+    def __init__(
+        self,
+        emu: ScimEmulator,
+        before: Any = None,
+        hold_discovery_until_a_page: bool = False,
+    ) -> None:
+        self.emu = emu
+        self.before = before or (lambda request: None)
+        self.hold = hold_discovery_until_a_page
+        self.page_seen = threading.Event()
+        self.released = False
+
+    def _see(self, request: httpx.Request) -> bool:
+        if request.url.path.endswith("/Users"):
+            self.page_seen.set()
+        return self.hold and request.url.path.endswith("/ServiceProviderConfig")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._see(request):
+            self.released = self.page_seen.wait(10)
+        return self.before(request) or self.emu.transport.handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._see(request):
+            deadline = time.monotonic() + 10
+            while not self.page_seen.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+            self.released = self.page_seen.is_set()
+        return self.before(request) or await self.emu.transport.handle_async_request(request)
+
+
+def test_the_first_page_goes_out_alongside_discovery(connect: Any) -> None:
+    # Discovery is held until a page is asked: a client that waited for it first would
+    # never release it. The page guessed before discovery is the walk's: not asked twice.
+    emu = emulator(250)
+    transport = _Wrapped(emu, hold_discovery_until_a_page=True)
+    d = connect("scim", token=emu.token, base_url=BASE, transport=transport)
+    assert [u.id for u in d.iter_users()] == [u["id"] for u in emu.users]
+    assert transport.released
+    paths = [r.path for r in emu.requests]
+    assert paths.count("/scim/v2/ServiceProviderConfig") == 1
+    starts = [r.params["startIndex"] for r in user_requests(emu)]
+    assert sorted(starts, key=int) == ["1", "101", "201"]  # no page twice
+    # later listings do not ask for the config again, nor guess
+    assert len(list(d.iter_users())) == 250
+    assert [r.path for r in emu.requests].count("/scim/v2/ServiceProviderConfig") == 1
+    assert len(user_requests(emu)) == 6
+
+
+def test_a_failed_guess_of_the_first_page_is_asked_again_with_retries(connect: Any) -> None:
+    emu = emulator(7)
+    failed: list[str] = []
+
+    def first_page_fails_once(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/Users") and not failed:
+            failed.append(str(request.url))
+            return httpx.Response(503, json={"detail": "busy", "status": "503"})
+        return None
+
+    d = connect(
+        "scim", token=emu.token, base_url=BASE, transport=_Wrapped(emu, first_page_fails_once)
+    )
+    assert [u.id for u in d.iter_users()] == [u["id"] for u in emu.users]
+    assert len(failed) == 1
+    assert [r.params["startIndex"] for r in user_requests(emu)] == ["1"]
+
+
+def test_discovery_failing_fails_the_listing_as_before(connect: Any) -> None:
+    emu = emulator(7)
+
+    def config_refused(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/ServiceProviderConfig"):
+            return httpx.Response(401, json={"detail": "bad token", "status": "401"})
+        return None
+
+    d = connect("scim", token=emu.token, base_url=BASE, transport=_Wrapped(emu, config_refused))
+    with pytest.raises(userdir.AuthenticationError):
+        list(d.iter_users())
+    # the guessed page (one attempt) at most; nothing of the walk
+    assert len(user_requests(emu)) <= 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("userdir-scim")]

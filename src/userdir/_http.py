@@ -927,6 +927,13 @@ class SyncEngine(_EngineBase):
         """Send with retries; return the parsed JSON answer or raise a userdir error."""
         return self.decode(request, self.fetch(request))
 
+    def fetch_once(self, request: Request) -> Reply | None:
+        """One attempt, no retry: the successful answer, or None for any failure."""
+        try:
+            return self._once(request, 1, self.deadline())
+        except Exception:
+            return None
+
     def fetch(self, request: Request) -> Reply:
         """Send with retries; the successful answer, undecoded, or a userdir error."""
         deadline = self.deadline()
@@ -1009,6 +1016,13 @@ class AsyncEngine(_EngineBase):
     async def request(self, request: Request) -> Any:
         """Send with retries; return the parsed JSON answer or raise a userdir error."""
         return self.decode(request, await self.fetch(request))
+
+    async def fetch_once(self, request: Request) -> Reply | None:
+        """One attempt, no retry: the successful answer, or None for any failure."""
+        try:
+            return await self._once(request, 1, self.deadline())
+        except Exception:
+            return None
 
     async def fetch(self, request: Request) -> Reply:
         """Send with retries; the successful answer, undecoded, or a userdir error."""

@@ -21,6 +21,7 @@ from collections.abc import (
     Iterator,
 )
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -350,6 +351,19 @@ class _DirectoryBase:
             window=self.concurrency,
         )
 
+    def _first_guess(
+        self, status: UserStatus | str | None, role: str | None, page_size: int | None
+    ) -> Request | None:
+        """The listing's first request as it stands before discovery (None if there is
+        none yet). It is sent alongside the discovery request and its answer used only if
+        the walk, once the service has been read, asks for exactly that request: a round
+        trip saved on the first listing of a directory, at most one request wasted."""
+        try:
+            requests = self._walk(status, role, page_size).requests()
+        except DirectoryError:  # the arguments may only be valid after discovery
+            return None
+        return requests[0] if requests else None
+
     def _page_request(
         self, cursor: str | None, page_size: int, status: UserStatus | str | None, role: str | None
     ) -> tuple[Any, Request, dict[str, str]]:
@@ -563,17 +577,45 @@ class HttpDirectory(_DirectoryBase):
         page_size: int | None = None,
     ) -> Generator[DirectoryUser, None, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
-        self._discover()
-        return self._drive(self._walk(status, role, page_size))
+        if self._discovery is None:
+            return self._drive(self._walk(status, role, page_size))
+        guess = self._first_guess(status, role, page_size)
+        if guess is None:
+            self._discover()
+            return self._drive(self._walk(status, role, page_size))
+        pool = self._pool(1)
+        try:
+            first = self._submit(pool, self.engine.fetch_once, guess)
+            try:
+                self._discover()
+                walk = self._walk(status, role, page_size)
+            finally:
+                wait_for([first])
+        finally:
+            with self._pools_lock:
+                self._pools.discard(pool)
+            pool.shutdown(wait=True)  # its one request is over: no thread outlives the call
+        reply = first.result()
+        return self._drive(walk, None if reply is None else (guess, reply))
 
-    def _drive(self, walk: Walk) -> Generator[DirectoryUser, None, None]:
+    def _drive(
+        self, walk: Walk, answered: tuple[Request, Reply] | None = None
+    ) -> Generator[DirectoryUser, None, None]:
         # A lone request with nothing else in flight is sent from this thread when its
         # answer is needed; requests that can overlap go to the walk's pool.
-        line: deque[Request | Future[Reply]] = deque()
+        # ``answered``: a request and its answer, used if the walk's first is that one.
+        line: deque[Request | Future[Reply] | Reply] = deque()
         pool: ThreadPoolExecutor | None = None
 
         def send(requests: list[Request]) -> None:
-            nonlocal pool
+            nonlocal pool, answered
+            if answered is not None:
+                if requests and requests[0] == answered[0]:
+                    line.append(answered[1])
+                    requests = requests[1:]
+                answered = None
+            if not requests:
+                return
             if INLINE_LONE_REQUESTS and len(requests) == 1 and not line:
                 line.append(requests[0])
                 return
@@ -590,6 +632,8 @@ class HttpDirectory(_DirectoryBase):
                 head = line.popleft()
                 if isinstance(head, Request):
                     reply = self.engine.fetch(head)
+                elif isinstance(head, Reply):
+                    reply = head
                 else:
                     reply = self._outcome(head)
                 page = walk.take(reply)
@@ -597,7 +641,7 @@ class HttpDirectory(_DirectoryBase):
                 for i in reversed(walk.drop()):
                     dropped = line[i]
                     del line[i]
-                    if not isinstance(dropped, Request):
+                    if isinstance(dropped, Future):
                         dropped.cancel()
                 users = walk.users(page)
                 self._check_open()
@@ -607,7 +651,7 @@ class HttpDirectory(_DirectoryBase):
             raise
         finally:
             for item in line:
-                if not isinstance(item, Request):
+                if isinstance(item, Future):
                     item.cancel()
             self._release(pool)
 
@@ -836,19 +880,43 @@ class AsyncHttpDirectory(_DirectoryBase):
     async def _discover_then_drive(
         self, status: UserStatus | str | None, role: str | None, page_size: int | None
     ) -> AsyncGenerator[DirectoryUser, None]:
-        await self._discover()
-        users = self._drive(self._walk(status, role, page_size))
+        guess = self._first_guess(status, role, page_size)
+        first = None if guess is None else self._spawn(self.engine.fetch_once(guess))
+        try:
+            await self._discover()
+            walk = self._walk(status, role, page_size)
+        except BaseException:
+            if first is not None:
+                await _cancel(first)
+            raise
+        sent = None if guess is None or first is None else (guess, first)
+        users = self._drive(walk, sent)
         try:
             async for user in users:
                 yield user
         finally:
             await users.aclose()
 
-    async def _drive(self, walk: Walk) -> AsyncGenerator[DirectoryUser, None]:
+    async def _drive(
+        self, walk: Walk, sent: tuple[Request, asyncio.Task[Reply | None]] | None = None
+    ) -> AsyncGenerator[DirectoryUser, None]:
         # The same loop as the blocking directory's, with tasks for threads.
-        line: deque[Request | asyncio.Task[Reply]] = deque()
+        # ``sent``: a request sent before the walk (one attempt), used if the walk's
+        # first request is that one; it is asked again, retries and all, if it failed.
+        line: deque[Request | asyncio.Task[Reply] | asyncio.Task[Reply | None]] = deque()
+        unused: list[asyncio.Task[Reply | None]] = []
 
         def send(requests: list[Request]) -> None:
+            nonlocal sent
+            if sent is not None:
+                if requests and requests[0] == sent[0]:
+                    line.append(sent[1])
+                    requests = requests[1:]
+                else:
+                    unused.append(sent[1])
+                sent = None
+            if not requests:
+                return
             if len(requests) == 1 and not line:
                 line.append(requests[0])
                 return
@@ -858,13 +926,18 @@ class AsyncHttpDirectory(_DirectoryBase):
         try:
             while True:
                 send(walk.requests())
+                while unused:  # the request sent before discovery, not the walk's first
+                    await _cancel(unused.pop())
                 if not line:
                     return
                 head = line.popleft()
                 if isinstance(head, Request):
                     reply = await self.engine.fetch(head)
                 else:
-                    reply = await self._outcome(head)
+                    answer = await self._outcome(head)
+                    if answer is None:  # the one attempt before discovery failed
+                        answer = await self.engine.fetch(walk.in_flight[0][1])
+                    reply = answer
                 page = walk.take(reply)
                 send(walk.requests())
                 for i in reversed(walk.drop()):
@@ -883,6 +956,8 @@ class AsyncHttpDirectory(_DirectoryBase):
             for item in line:
                 if not isinstance(item, Request):
                     await _cancel(item)
+            if sent is not None:
+                await _cancel(sent[1])
 
     @_scrubbed_async
     async def get_user(self, user_id: str) -> DirectoryUser:
