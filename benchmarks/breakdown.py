@@ -10,6 +10,11 @@ runs, medians, each against the bare decode-only loop of the same run:
   walk with its window on worker threads (what the threads add; Notion's cursor pages
   never use them).
 
+It ends with what one hand-off between threads costs on this machine (a
+``ThreadPoolExecutor`` submit and its result, the round trip each page of a window
+pays at least once): the part of benchmark 4 no walk that overlaps requests on threads
+can avoid.
+
 ``python -m benchmarks.breakdown [--runs N] [provider ...]``.
 """
 
@@ -86,6 +91,22 @@ def breakdown(provider: str, runs: int) -> str:
     return "\n".join(lines)
 
 
+def hand_off(rounds: int = 2000) -> str:
+    """CPU and wall time of one submit-and-result round trip to a worker thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(int).result()  # the thread is started
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(rounds):
+            pool.submit(int).result()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return (
+        f"thread hand-off (submit + result): {cpu / rounds * 1e6:.0f} µs CPU, "
+        f"{wall / rounds * 1e6:.0f} µs wall per round trip"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the breakdown for the named providers (all four by default)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.breakdown")
@@ -97,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown provider(s): {', '.join(unknown)}")
     for provider in args.providers or PROVIDERS:
         print(breakdown(provider, args.runs), flush=True)
+    print(hand_off(), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import stamina
 
@@ -324,6 +325,40 @@ def test_get_user_404_is_still_a_missing_user(connect: Any) -> None:
     org = OrgApiEmulator()
     hr = connect("org_api", api_key=org.api_key, base_url="https://b.test", transport=org.transport)
     assert hr.find_user_by_email("nobody@example.com") is None
+
+
+def test_a_lookup_404_where_no_match_is_not_a_404_is_a_wrong_endpoint(connect: Any) -> None:
+    # SCIM filters answer 200 and no match, the org API a 400: from a wrong base_url a 404
+    # must not read as "nobody has an account here"
+    from userdir.testing import ScimEmulator
+
+    scim = ScimEmulator()
+    config = scim.service_provider_config()
+
+    def elsewhere(request: httpx.Request) -> httpx.Response:
+        # a server that has the config where it was asked, and no /Users there
+        if request.url.path.endswith("/ServiceProviderConfig"):
+            return httpx.Response(200, json=config)
+        return httpx.Response(404, text="<html>Not Found</html>")
+
+    wrong = connect(
+        "scim", token="t", base_url="https://c.test/v2", transport=httpx.MockTransport(elsewhere)
+    )
+    with pytest.raises(userdir.EndpointNotFoundError, match="GET /v2/Users"):
+        wrong.find_user_by_email("nobody@example.com")
+    with pytest.raises(userdir.EndpointNotFoundError, match="GET /v2/Users"):
+        wrong.find_users_by_email(["a@example.com", "b@example.com"])
+    assert wrong.capabilities.email_lookup == "batch"  # the filter path, not a scan
+    right = connect(
+        "scim", token=scim.token, base_url="https://c.test/scim/v2", transport=scim.transport
+    )
+    assert right.find_user_by_email("nobody@example.com") is None
+    org = OrgApiEmulator()
+    hr = connect(
+        "org_api", api_key=org.api_key, base_url="https://b.test/v2", transport=org.transport
+    )
+    with pytest.raises(userdir.EndpointNotFoundError, match="GET /v2/fetch-user"):
+        hr.find_user_by_email("nobody@example.com")
 
 
 def test_cli_reports_a_wrong_endpoint() -> None:

@@ -732,7 +732,7 @@ class _EngineBase:
                 # which is what was asked.
                 return Reply(status, response.headers, b"")
             if isinstance(error, EndpointNotFoundError) or (
-                request.endpoint_404 and isinstance(error, UserNotFoundError)
+                request.endpoint_404 and status == 404 and isinstance(error, UserNotFoundError)
             ):
                 error = self.endpoint_not_found(request, error)
             self.scrub_error(error, request)

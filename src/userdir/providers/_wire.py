@@ -53,8 +53,10 @@ class Request:
         default=attrs.Factory(_idempotent, takes_self=True), kw_only=True
     )
     url: str | None = attrs.field(default=None, kw_only=True)
-    #: Set by the directories on listings and ``me``: a 404 there means the endpoint is
-    #: wrong (``base_url``?), not that a user is missing.
+    #: A 404 to this request means the endpoint is wrong (``base_url``?), not that a
+    #: user is missing: set by the directories on listings and ``me``, and by a dialect
+    #: on a lookup whose service never answers "no such user" with a 404 (a filter on
+    #: a collection answers 200 and no match).
     endpoint_404: bool = attrs.field(default=False, kw_only=True)
 
     def where(self) -> str:

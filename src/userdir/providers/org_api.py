@@ -132,8 +132,16 @@ class OrgApiDialect(Dialect):
         return Request("GET", ("fetch-user",), (("id", check_id(self.name, user_id)),))
 
     def email_request(self, email: str) -> Request:
-        """``GET /fetch-user?email=<email>`` (the service matches case-insensitively)."""
-        return Request("GET", ("fetch-user",), (("email", check_email(self.name, email)),))
+        """``GET /fetch-user?email=<email>`` (the service matches case-insensitively).
+
+        A missing user is a 400 here, so a 404 means a wrong URL (``endpoint_404``).
+        """
+        return Request(
+            "GET",
+            ("fetch-user",),
+            (("email", check_email(self.name, email)),),
+            endpoint_404=True,
+        )
 
     def parse_user(self, body: Any, reply: Reply | None = None) -> DirectoryUser:
         """Parse ``{"user": {...}}``."""

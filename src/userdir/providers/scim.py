@@ -759,7 +759,8 @@ class ScimDialect(Dialect):
                 ("startIndex", "1"),
                 ("count", str(min(count, cap or count))),
             )
-            out.append((group, Request("GET", ("Users",), params)))
+            # a filter on the collection answers 200 with no match: a 404 is a wrong URL
+            out.append((group, Request("GET", ("Users",), params, endpoint_404=True)))
         return out
 
     def parse_batch(
