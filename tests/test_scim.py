@@ -909,6 +909,17 @@ def test_the_first_page_goes_out_alongside_discovery(connect: Any) -> None:
     assert len(user_requests(emu)) == 6
 
 
+def test_concurrency_1_reads_the_config_before_any_page(connect: Any) -> None:
+    emu = emulator(250)
+    transport = _Wrapped(emu, hold_discovery_until_a_page=True)
+    d = connect("scim", token=emu.token, base_url=BASE, transport=transport, concurrency=1)
+    transport.hold = False  # one request at a time: nothing may go alongside the config
+    assert len(list(d.iter_users())) == 250
+    paths = [r.path for r in emu.requests]
+    assert paths[0] == "/scim/v2/ServiceProviderConfig"
+    assert [r.params["startIndex"] for r in user_requests(emu)] == ["1", "101", "201"]
+
+
 def test_a_failed_guess_of_the_first_page_is_asked_again_with_retries(connect: Any) -> None:
     emu = emulator(7)
     failed: list[str] = []

@@ -357,7 +357,10 @@ class _DirectoryBase:
         """The listing's first request as it stands before discovery (None if there is
         none yet). It is sent alongside the discovery request and its answer used only if
         the walk, once the service has been read, asks for exactly that request: a round
-        trip saved on the first listing of a directory, at most one request wasted."""
+        trip saved on the first listing of a directory, at most one request wasted. Not
+        with ``concurrency=1``: one request at a time means one."""
+        if self.concurrency < 2:
+            return None
         try:
             requests = self._walk(status, role, page_size).requests()
         except DirectoryError:  # the arguments may only be valid after discovery
