@@ -444,3 +444,46 @@ def test_a_proxy_from_the_environment_is_still_used(
         server.server_close()
     # the proxy got the request in absolute form, credential included
     assert seen == [("http://directory.invalid/users/u1", f"Bearer {TOKEN}")]
+
+
+def _without_transport_routing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with an httpx whose clients no longer have ``_transport_for_url``."""
+    from userdir._http import _EngineBase
+
+    original = _EngineBase.send_headers
+
+    def send_headers(self: Any, client: Any) -> None:
+        original(self, client)
+        self._route = None
+
+    monkeypatch.setattr(_EngineBase, "send_headers", send_headers)
+
+
+def test_an_httpx_without_transport_routing_still_sends_through_the_client(
+    connect: Any, httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_transport_routing(monkeypatch)
+    httpx_mock.add_response(url=f"{BASE}/users/u1", json={"id": "u1"})
+    d = connect("dummy", token=TOKEN, headers={"X-Trace": "t1"})
+    assert d.get_user("u1").id == "u1"
+    sent = httpx_mock.get_request()
+    assert sent.headers.get_list("authorization") == [f"Bearer {TOKEN}"]
+    assert sent.headers["x-trace"] == "t1"
+
+
+def test_basic_auth_from_the_url_is_sent_once_either_way(
+    connect: Any, httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    expected = "Basic " + base64.b64encode("ann:pä ss".encode()).decode()
+    httpx_mock.add_response(json={"id": "u1"}, is_reusable=True)
+    direct = connect("dummy", token=TOKEN, base_url="https://ann:p%C3%A4%20ss@dummy.test")
+    direct.get_user("u1")
+    _without_transport_routing(monkeypatch)
+    through_client = connect("dummy", token=TOKEN, base_url="https://ann:p%C3%A4%20ss@dummy.test")
+    through_client.get_user("u1")
+    sent = httpx_mock.get_requests()
+    assert len(sent) == 2
+    for request in sent:
+        assert request.headers.get_list("authorization") == [expected]
