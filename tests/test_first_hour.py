@@ -518,3 +518,37 @@ def test_capabilities_say_what_create_requires() -> None:
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["rest"]["create_requires"] == ["email", "name", "password"]
     assert rows["org_api"]["create_requires"] == []
+
+
+def test_cli_output_stays_clean_whatever_retry_hook_the_process_has() -> None:
+    # With structlog installed, stamina's default hook prints every retry to stdout: the
+    # command's own output. The command routes retries to logging while it runs.
+    from stamina import instrumentation
+
+    printed: list[str] = []
+
+    def to_stdout(details: Any) -> None:
+        printed.append(f"retrying {details.name}")
+        sys.stdout.write("RETRY ON STDOUT\n")
+
+    emu = RestEmulator()
+    emu.populate(3)
+    emu.inject(Fault.status(503), times=1)
+
+    def loader(path: str | None) -> Any:
+        return {
+            "app": userdir.connect(
+                "rest", token=emu.token, base_url="https://a.test", transport=emu.transport
+            )
+        }
+
+    instrumentation.set_on_retry_hooks([to_stdout])
+    try:
+        code, out, _ = cli("list", "app", "--format", "json", loader=loader)
+        assert code == 0
+        assert [u["email"] for u in json.loads(out)] == [u["email"] for u in emu.users]
+        assert printed == []  # the process's hook was not called while the command ran
+        assert len(emu.requests) == 2  # the 503 was retried
+        assert instrumentation.get_on_retry_hooks() == (to_stdout,)  # put back
+    finally:
+        instrumentation.set_on_retry_hooks(None)

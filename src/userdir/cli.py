@@ -951,6 +951,23 @@ def _debug_logging(stream: IO[str]) -> None:
         logger.addHandler(handler)
 
 
+def _retry_logging_only() -> Any:
+    """Route stamina's retry reports to ``logging`` for this command, whatever the process
+    has (with structlog installed, stamina's default prints them to stdout, into the
+    command's output). Returns the hooks to put back."""
+    from stamina import instrumentation
+
+    previous = instrumentation.get_on_retry_hooks()
+    instrumentation.set_on_retry_hooks([instrumentation.LoggingOnRetryHook])
+    return previous
+
+
+def _restore_retry_hooks(previous: Any) -> None:
+    from stamina import instrumentation
+
+    instrumentation.set_on_retry_hooks(previous)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -979,6 +996,7 @@ def main(
     if args.debug:
         _debug_logging(err)
     ctx = Context(args, out, err, loader or (lambda path: load_config(path)))
+    hooks = _retry_logging_only()
     try:
         return int(args.run(ctx))
     except KeyboardInterrupt:
@@ -1000,3 +1018,4 @@ def main(
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             ctx.close()
+        _restore_retry_hooks(hooks)
