@@ -14,6 +14,8 @@ runs, medians. providers.md lists the results; a mechanism gaining under 2% goes
 - ``stamina-first``: the first attempt outside stamina's retry context.
 - ``direct-send``: requests handed to the client's transport, not through
   ``httpx.Client.send``: client CPU listing 10,000 REST users at ``concurrency=1``.
+- ``hand-over``: a request handed to a worker waited for until the worker has it: wall
+  time @20 ms and client CPU with no latency, SCIM, 10,000 users, ``concurrency=8``.
 - ``window``: numbered pages in a window of ``concurrency=8`` instead of one at a time
   (REST, 10,000 users @20 ms).
 """
@@ -192,6 +194,33 @@ def direct_send() -> str:
     return gain(without, with_) + " (REST, 10,000 users, no latency, client CPU)"
 
 
+def hand_over() -> str:
+    results = []
+    for latency, clock, what in (
+        (0.020, time.perf_counter, "wall @20 ms (benchmark 16a's workload)"),
+        (0.0, time.process_time, "client CPU, no latency (benchmark 4's)"),
+    ):
+        with EmulatorServer(
+            "scim", users=10_000, latency=latency, options=("--max-results", "100")
+        ) as server:
+
+            def listing() -> None:
+                with userdir.connect(
+                    "scim", base_url=server.url, token=server.token, concurrency=8
+                ) as d:
+                    sum(1 for _ in d.iter_users())
+
+            def unconfirmed() -> None:
+                # submitted to the pool without waiting for a worker to take it
+                with patched(directory_module, "HAND_OVER", False):
+                    listing()
+
+            listing()  # warm up
+            with_, without = medians_interleaved(listing, unconfirmed, RUNS * 2, clock)
+        results.append(f"{gain(without, with_)} {what}")
+    return "; ".join(results) + " (SCIM, 10,000 users, cap 100, concurrency=8)"
+
+
 def window() -> str:
     with EmulatorServer("rest", users=10_000, latency=0.020) as server:
 
@@ -215,6 +244,7 @@ MECHANISMS: dict[str, Callable[[], str]] = {
     "query": query,
     "stamina-first": stamina_first,
     "direct-send": direct_send,
+    "hand-over": hand_over,
     "window": window,
 }
 

@@ -134,3 +134,48 @@ def test_one_async_directory_shared_by_8_tasks(provider: str, over: str) -> None
     with options(provider, emu, over) as opts:
         results = asyncio.run(main(opts))
     check(results, emu, everyone)
+
+
+def test_a_request_handed_to_a_worker_has_left_before_the_caller_maps() -> None:
+    # Every request the blocking walk hands to its pool has been taken by a worker
+    # before the caller goes on to map a page: a caller busy mapping must not hold the
+    # next requests back for the interpreter's switch interval.
+    import threading
+
+    from userdir import _http, _walk
+    from userdir.testing import RestEmulator
+
+    emu = RestEmulator()
+    emu.populate(2000)  # 20 pages
+    started: set[str] = set()
+    lock = threading.Lock()
+    fetch, users = _http.SyncEngine.fetch, _walk.Walk.users
+    not_started: list[list[str]] = []
+
+    def recording_fetch(self: Any, request: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            with lock:
+                started.add(dict(request.params)["page"])
+        return fetch(self, request)
+
+    def checking_users(self: Any, page: Any) -> Any:
+        with lock:
+            waiting = [dict(r.params)["page"] for _, r in self.in_flight]
+            not_started.append([p for p in waiting if p not in started])
+        return users(self, page)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(_http.SyncEngine, "fetch", recording_fetch)
+    patch.setattr(_walk.Walk, "users", checking_users)
+    try:
+        with userdir.connect(
+            "rest",
+            token=emu.token,
+            base_url="https://r.test",
+            transport=emu.transport,
+            concurrency=4,
+        ) as d:
+            assert len(list(d.iter_users())) == 2000
+    finally:
+        patch.undo()
+    assert not_started == [[]] * 20

@@ -58,6 +58,20 @@ DEFAULT_CONCURRENCY = 4
 #: A lone request with nothing in flight goes from the calling thread, not a worker
 #: (a speed mechanism; its gain is measured by ``python -m benchmarks.mechanisms``).
 INLINE_LONE_REQUESTS = True
+#: A request handed to a worker is waited for until the worker has it (a speed mechanism,
+#: measured by ``python -m benchmarks.mechanisms hand-over``): otherwise a caller busy
+#: mapping holds the GIL and the request waits up to the interpreter's switch interval
+#: (5 ms) before it goes out.
+HAND_OVER = True
+
+
+def _set_event(event: threading.Event, _: object) -> None:
+    event.set()
+
+
+def _started(fetch: Callable[[Request], Reply], request: Request, event: threading.Event) -> Reply:
+    event.set()
+    return fetch(request)
 
 
 @runtime_checkable
@@ -526,6 +540,15 @@ class HttpDirectory(_DirectoryBase):
                 raise self.engine.closed_error()
             return pool.submit(call, *args)
 
+    def _hand_over(self, pool: ThreadPoolExecutor, request: Request) -> Future[Reply]:
+        """Submit ``request`` and wait until a worker has it (see ``HAND_OVER``)."""
+        started = threading.Event()
+        future = self._submit(pool, _started, self.engine.fetch, request, started)
+        # a task cancelled before it ran (close()) never sets it: its end does
+        future.add_done_callback(functools.partial(_set_event, started))
+        started.wait()
+        return future
+
     def _outcome(self, future: Future[T]) -> T:
         """``future.result()``, but one that close() cancelled ends in DirectoryClosedError."""
         try:
@@ -625,7 +648,10 @@ class HttpDirectory(_DirectoryBase):
             for request in requests:
                 if pool is None:
                     pool = self._pool(self.concurrency)
-                line.append(self._submit(pool, self.engine.fetch, request))
+                if HAND_OVER:
+                    line.append(self._hand_over(pool, request))
+                else:
+                    line.append(self._submit(pool, self.engine.fetch, request))
 
         try:
             while True:
