@@ -571,12 +571,12 @@ class HttpDirectory(_DirectoryBase):
                     reply = None
                 self._discovered(request, reply)
 
-    def _release(self, pool: ThreadPoolExecutor | None) -> None:
+    def _release(self, pool: ThreadPoolExecutor | None, *, wait: bool = False) -> None:
         if pool is None:
             return
         with self._pools_lock:
             self._pools.discard(pool)
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=wait, cancel_futures=True)
 
     # -- reading -------------------------------------------------------------
 
@@ -603,9 +603,7 @@ class HttpDirectory(_DirectoryBase):
         page_size: int | None = None,
     ) -> Generator[DirectoryUser, None, None]:
         """Every user, lazily, in order; filters go to the server where it has them."""
-        if self._discovery is None:
-            return self._drive(self._walk(status, role, page_size))
-        guess = self._first_guess(status, role, page_size)
+        guess = None if self._discovery is None else self._first_guess(status, role, page_size)
         if guess is None:
             self._discover()
             return self._drive(self._walk(status, role, page_size))
@@ -618,9 +616,7 @@ class HttpDirectory(_DirectoryBase):
             finally:
                 wait_for([first])
         finally:
-            with self._pools_lock:
-                self._pools.discard(pool)
-            pool.shutdown(wait=True)  # its one request is over: no thread outlives the call
+            self._release(pool, wait=True)  # its one request is over: no thread outlives it
         reply = first.result()
         return self._drive(walk, None if reply is None else (guess, reply))
 
@@ -914,12 +910,12 @@ class AsyncHttpDirectory(_DirectoryBase):
         try:
             await self._discover()
             walk = self._walk(status, role, page_size)
+            reply = None if first is None else await self._outcome(first)
         except BaseException:
             if first is not None:
                 await _cancel(first)
             raise
-        sent = None if guess is None or first is None else (guess, first)
-        users = self._drive(walk, sent)
+        users = self._drive(walk, None if guess is None or reply is None else (guess, reply))
         try:
             async for user in users:
                 yield user
@@ -927,23 +923,18 @@ class AsyncHttpDirectory(_DirectoryBase):
             await users.aclose()
 
     async def _drive(
-        self, walk: Walk, sent: tuple[Request, asyncio.Task[Reply | None]] | None = None
+        self, walk: Walk, answered: tuple[Request, Reply] | None = None
     ) -> AsyncGenerator[DirectoryUser, None]:
         # The same loop as the blocking directory's, with tasks for threads.
-        # ``sent``: a request sent before the walk (one attempt), used if the walk's
-        # first request is that one; it is asked again, retries and all, if it failed.
-        line: deque[Request | asyncio.Task[Reply] | asyncio.Task[Reply | None]] = deque()
-        unused: list[asyncio.Task[Reply | None]] = []
+        line: deque[Request | asyncio.Task[Reply] | Reply] = deque()
 
         def send(requests: list[Request]) -> None:
-            nonlocal sent
-            if sent is not None:
-                if requests and requests[0] == sent[0]:
-                    line.append(sent[1])
+            nonlocal answered
+            if answered is not None:
+                if requests and requests[0] == answered[0]:
+                    line.append(answered[1])
                     requests = requests[1:]
-                else:
-                    unused.append(sent[1])
-                sent = None
+                answered = None
             if not requests:
                 return
             if len(requests) == 1 and not line:
@@ -955,24 +946,21 @@ class AsyncHttpDirectory(_DirectoryBase):
         try:
             while True:
                 send(walk.requests())
-                while unused:  # the request sent before discovery, not the walk's first
-                    await _cancel(unused.pop())
                 if not line:
                     return
                 head = line.popleft()
                 if isinstance(head, Request):
                     reply = await self.engine.fetch(head)
+                elif isinstance(head, Reply):
+                    reply = head
                 else:
-                    answer = await self._outcome(head)
-                    if answer is None:  # the one attempt before discovery failed
-                        answer = await self.engine.fetch(walk.in_flight[0][1])
-                    reply = answer
+                    reply = await self._outcome(head)
                 page = walk.take(reply)
                 send(walk.requests())
                 for i in reversed(walk.drop()):
                     dropped = line[i]
                     del line[i]
-                    if not isinstance(dropped, Request):
+                    if not isinstance(dropped, (Request, Reply)):
                         await _cancel(dropped)
                 users = walk.users(page)
                 self._check_open()
@@ -983,10 +971,8 @@ class AsyncHttpDirectory(_DirectoryBase):
             raise
         finally:
             for item in line:
-                if not isinstance(item, Request):
+                if not isinstance(item, (Request, Reply)):
                     await _cancel(item)
-            if sent is not None:
-                await _cancel(sent[1])
 
     @_scrubbed_async
     async def get_user(self, user_id: str) -> DirectoryUser:
