@@ -220,12 +220,11 @@ def _user_tuple(users: Iterable[DirectoryUser]) -> tuple[DirectoryUser, ...]:
 
 _new = object.__new__
 _set = object.__setattr__
-_DEFAULTS: dict[str, Any] = {field.name: field.default for field in attrs.fields(DirectoryUser)}
 # The defaults (all immutable) as class attributes: a user built by ``_trusted`` leaves
 # the fields it does not set out of its ``__dict__``, and reads them here.
-for _name, _default in _DEFAULTS.items():
-    if _default is not attrs.NOTHING:
-        setattr(DirectoryUser, _name, _default)
+for _field in attrs.fields(DirectoryUser):
+    if _field.default is not attrs.NOTHING:
+        setattr(DirectoryUser, _field.name, _field.default)
 
 
 @attrs.frozen
