@@ -65,6 +65,18 @@ INLINE_LONE_REQUESTS = True
 HAND_OVER = True
 
 
+def _first_requests(
+    walk: Walk, answered: tuple[Request, Reply] | None, line: deque[Any]
+) -> list[Request]:
+    """The walk's first requests to send; without the first when ``answered`` holds it
+    and its answer (a request sent before the walk), which then joins ``line``."""
+    requests = walk.requests()
+    if answered is not None and requests and requests[0] == answered[0]:
+        line.append(answered[1])
+        return requests[1:]
+    return requests
+
+
 def _set_event(event: threading.Event, _: object) -> None:
     event.set()
 
@@ -630,14 +642,7 @@ class HttpDirectory(_DirectoryBase):
         pool: ThreadPoolExecutor | None = None
 
         def send(requests: list[Request]) -> None:
-            nonlocal pool, answered
-            if answered is not None:
-                if requests and requests[0] == answered[0]:
-                    line.append(answered[1])
-                    requests = requests[1:]
-                answered = None
-            if not requests:
-                return
+            nonlocal pool
             if INLINE_LONE_REQUESTS and len(requests) == 1 and not line:
                 line.append(requests[0])
                 return
@@ -650,6 +655,7 @@ class HttpDirectory(_DirectoryBase):
                     line.append(self._submit(pool, self.engine.fetch, request))
 
         try:
+            send(_first_requests(walk, answered, line))
             while True:
                 send(walk.requests())
                 if not line:
@@ -929,14 +935,6 @@ class AsyncHttpDirectory(_DirectoryBase):
         line: deque[Request | asyncio.Task[Reply] | Reply] = deque()
 
         def send(requests: list[Request]) -> None:
-            nonlocal answered
-            if answered is not None:
-                if requests and requests[0] == answered[0]:
-                    line.append(answered[1])
-                    requests = requests[1:]
-                answered = None
-            if not requests:
-                return
             if len(requests) == 1 and not line:
                 line.append(requests[0])
                 return
@@ -944,6 +942,7 @@ class AsyncHttpDirectory(_DirectoryBase):
                 line.append(self._spawn(self.engine.fetch(request)))
 
         try:
+            send(_first_requests(walk, answered, line))
             while True:
                 send(walk.requests())
                 if not line:
