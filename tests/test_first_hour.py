@@ -20,7 +20,7 @@ import stamina
 import userdir
 from userdir.cli import main
 from userdir.config import BrokenDirectory, load_config, load_config_async
-from userdir.testing import Fault, NotionEmulator, OrgApiEmulator, RestEmulator
+from userdir.testing import Fault, NotionEmulator, OrgApiEmulator, RestEmulator, ScimEmulator
 
 HR_KEY = "org-S3CR3T-key"
 APP_TOKEN = "app-S3CR3T-token"
@@ -291,6 +291,8 @@ def test_transport_is_not_a_config_file_option(tmp_path: Path) -> None:
         # Notion answers an unknown URL with 400 invalid_request_url: the same mistake
         ("notion", NotionEmulator, "token", "/v1", "/v1/v1/users", 400),
         ("org_api", OrgApiEmulator, "api_key", "/v2", "/v2/list-users", 404),
+        # SCIM's endpoints live under /scim/v2: a base_url without it
+        ("scim", ScimEmulator, "token", "/v2", "/v2/Users", 404),
     ],
 )
 def test_listing_404_is_a_wrong_endpoint(

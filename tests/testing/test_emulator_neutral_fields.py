@@ -44,9 +44,7 @@ def test_neutral_fields_map_back_through_connect(
 ) -> None:
     emulator: Any = EMULATORS[provider]()
     user_id = emulator.add_user(**{**NEUTRAL, "status": given_status})
-    d = connect(
-        provider, base_url="https://svc.test", transport=emulator.transport, **emulator.credentials
-    )
+    d = connect(provider, **emulator.connect_options())
     found = d.find_user_by_email("ada.lovelace@EXAMPLE.com")
     assert (found.id, found.email, found.name, found.role, found.status) == (
         user_id,

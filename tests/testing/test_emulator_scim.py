@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+import userdir
 from userdir.testing import Fault, ScimEmulator
 from userdir.testing.__main__ import main as serve_main
 from userdir.testing._scim_protocol import ScimProblem, apply_patch, parse_filter
@@ -364,3 +365,31 @@ def test_serve_help_names_scim(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         serve_main(["serve", "--help"])
     assert "scim token=test-token" in " ".join(capsys.readouterr().out.split())
+
+
+def test_endpoints_live_under_the_base_path_only() -> None:
+    emu = seeded(2)
+    with httpx.Client(transport=emu.transport, base_url="https://scim.test", headers=HEADERS) as c:
+        assert c.get("/scim/v2/Users").json()["totalResults"] == 2
+        for wrong in ("/Users", "/v2/Users", "/scim/Users", "/api/scim/v2/Users", "/scim/v2"):
+            answer = c.get(wrong)
+            assert answer.status_code == 404, wrong
+            assert answer.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert c.get("/scim/v2/Nothing").status_code == 404
+
+
+def test_a_custom_base_path_in_process_and_served() -> None:
+    emu = ScimEmulator(base_path="/api/scim/", max_results=5)
+    emu.populate(3)
+    assert (emu.base_path, emu.inprocess_url) == ("/api/scim", "https://scim.test/api/scim")
+    with userdir.connect("scim", **emu.connect_options()) as d:
+        assert len(list(d.iter_users())) == 3
+    with emu.serve() as url:
+        with userdir.connect("scim", **emu.connect_options(url)) as d:
+            assert len(list(d.iter_users())) == 3
+        with httpx.Client(base_url=url, headers=HEADERS) as c:
+            assert c.get("/scim/v2/Users").status_code == 404
+            assert c.get("/api/scim/Users").json()["totalResults"] == 3
+    for bad in ("scim/v2", "/scim?x", "/scim#x"):
+        with pytest.raises(ValueError, match="base_path"):
+            ScimEmulator(base_path=bad)

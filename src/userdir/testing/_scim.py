@@ -82,8 +82,9 @@ class ScimEmulator(Emulator):
 
     Serves ``/ServiceProviderConfig``, ``/ResourceTypes``, ``/Schemas`` and ``/Users``
     (list with ``filter``, ``startIndex``/``count`` or RFC 9865 ``cursor``; get, create,
-    PUT, PATCH, delete; ``attributes``/``excludedAttributes``) under any base path, e.g.
-    ``https://scim.test/scim/v2`` (:attr:`base_path` when served). Every request needs
+    PUT, PATCH, delete; ``attributes``/``excludedAttributes``) under :attr:`base_path`
+    only (``/scim/v2``: ``https://scim.test/scim/v2`` in-process), so that a wrong base
+    URL gets the 404 a real service gives. Every request needs
     ``Authorization: Bearer <token>``. Users carry ``meta.version`` and answers an
     ``ETag`` (``W/"n"``); ``If-Match`` that does not match gives 412, a matching
     ``If-None-Match`` 304. Errors are SCIM error objects (``status`` as a string,
@@ -100,7 +101,8 @@ class ScimEmulator(Emulator):
     """
 
     service = "scim"
-    #: The base path the served emulator announces (``READY`` lines, the demo).
+    #: The base path every endpoint lives under (``base_path=`` to change it); the served
+    #: emulator announces it (``READY`` lines, the demo).
     base_path = "/scim/v2"
     inprocess_url = "https://scim.test/scim/v2"
 
@@ -133,10 +135,15 @@ class ScimEmulator(Emulator):
         filter: bool = True,
         announce: Mapping[str, Any] | None = None,
         quirks: Iterable[str] = (),
+        base_path: str = "/scim/v2",
     ) -> None:
         super().__init__(latency=latency)
         if max_results is not None and max_results < 1:
             raise ValueError("max_results must be >= 1")
+        if not base_path.startswith("/") or "?" in base_path or "#" in base_path:
+            raise ValueError("base_path must be a path starting with '/', e.g. '/scim/v2'")
+        self.base_path = "/" + "/".join(s for s in base_path.split("/") if s)
+        self.inprocess_url = "https://scim.test" + self.base_path.rstrip("/")
         unknown = set(quirks) - QUIRKS
         if unknown:
             raise ValueError(f"unknown quirk(s): {', '.join(sorted(unknown))}")
@@ -407,11 +414,13 @@ class ScimEmulator(Emulator):
     ) -> Reply:
         if not bearer_ok(headers, self.token):
             return self._error(401, None, "Authentication required")
-        segments = [s for s in path.split("/") if s]
-        at = next((i for i, s in enumerate(segments) if s in _ENDPOINTS), None)
-        if at is None:
+        base = self.base_path.rstrip("/")
+        if not path.startswith(base + "/"):
             return self._error(404, None, f"no such endpoint: {path[:100]}")
-        endpoint, rest = segments[at], segments[at + 1 :]
+        segments = [s for s in path[len(base) :].split("/") if s]
+        if not segments or segments[0] not in _ENDPOINTS:
+            return self._error(404, None, f"no such endpoint: {path[:100]}")
+        endpoint, rest = segments[0], segments[1:]
         try:
             if endpoint == "Users":
                 return self._users_endpoint(method, rest, params, headers, body)
