@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from pytest_httpx import HTTPXMock
 
 import userdir
 from userdir._http import TokenBucket, encode_query, encode_segment, parse_retry_after
+from userdir.testing import RestEmulator
 
 from .conftest import TOKEN
 from .dummy import BASE, DummyDialect, page
@@ -487,3 +489,37 @@ def test_basic_auth_from_the_url_is_sent_once_either_way(
     assert len(sent) == 2
     for request in sent:
         assert request.headers.get_list("authorization") == [expected]
+
+
+class _ImportRecorder:
+    """A meta-path finder that records every module the interpreter searches for."""
+
+    def __init__(self) -> None:
+        self.searched: list[str] = []
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        self.searched.append(name)
+
+
+def test_an_async_listing_over_http_searches_for_no_module() -> None:
+    # httpcore imports sniffio at every async lock it sets up; a failed import is not
+    # cached, so without sniffio installed (a dependency for that reason) each request
+    # would search sys.path again
+    emu = RestEmulator()
+    emu.populate(250)
+    recorder = _ImportRecorder()
+
+    async def listing(url: str) -> list[Any]:
+        options = emu.connect_options(url)
+        async with userdir.connect_async("rest", concurrency=4, **options) as directory:
+            await directory.list_page()  # first use: whatever is imported lazily, once
+            sys.meta_path.insert(0, recorder)
+            try:
+                return [user async for user in directory.iter_users()]
+            finally:
+                sys.meta_path.remove(recorder)
+
+    with emu.serve() as url:
+        users = asyncio.run(listing(url))
+    assert len(users) == 250
+    assert recorder.searched == []
