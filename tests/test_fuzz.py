@@ -808,6 +808,38 @@ def test_deeply_nested_values_are_usable_or_refused(
         check_user(parsed, provider)
 
 
+def _depth(value: Any) -> int:
+    """How many levels of dicts and lists ``value`` nests (the plain recursive way)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+class _Mapping(dict):  # type: ignore[type-arg]
+    """A dict subclass: not a JSON scalar, so never taken for a leaf."""
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(value=_JSON, limit=st.integers(min_value=0, max_value=5))
+@example(value={"a": 1, "b": "x", "c": None}, limit=0)
+@example(value={"a": 1}, limit=1)
+@example(value={"a": _Mapping(b=_Mapping(c={}))}, limit=2)
+def test_nesting_exceeds_agrees_with_the_recursive_depth(value: Any, limit: int) -> None:
+    from userdir.providers._fields import nesting_exceeds
+
+    assert nesting_exceeds(value, limit) == (_depth(value) > limit)
+
+
 def test_settings_nesting_limit_is_exact() -> None:
     from userdir.providers._base import MAX_NESTING
 

@@ -53,8 +53,18 @@ def describe(value: Any) -> str:
     return json_type(value)
 
 
+#: The JSON scalar types: a container holding only these nests one level.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether ``value`` nests dicts and lists more than ``limit`` levels (no recursion)."""
+    if type(value) is dict and limit > 0:  # the common case, a flat object: one pass
+        for child in value.values():
+            if type(child) not in _SCALARS:
+                break
+        else:
+            return False
     level = [value] if isinstance(value, (dict, list)) else []  # the containers only
     depth = 0
     while level:
