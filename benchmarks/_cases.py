@@ -222,17 +222,26 @@ def notion_case(cfg: Config) -> list[Row]:
 
 
 def cpu_case(cfg: Config) -> list[Row]:
-    """No latency: the client process's CPU time per user, userdir against the bare loop."""
+    """No latency: the client process's CPU time per user, userdir against the bare loop.
+
+    Each provider also gets an informational row at ``concurrency=1``: the walk in the
+    calling thread, without the window's worker threads (what is userdir's own per-user
+    work, apart from what threads cost on the machine)."""
     rows = []
     for provider in PROVIDERS:
         with _serve(provider, USERS, 0.0, cfg.log) as server:
             series = compare(
                 cfg.runs,
-                {"userdir": userdir_counter(server), "httpx loop": bare_loop(server)},
+                {
+                    "userdir": userdir_counter(server),
+                    "userdir concurrency=1": userdir_counter(server, 1),
+                    "httpx loop": bare_loop(server),
+                },
             )
         for s in series.values():
             s.expect(_listed(provider, USERS))
         lib, base = series["userdir"], series["httpx loop"]
+        alone = series["userdir concurrency=1"]
         per_user = _listed(provider, USERS)
         rows.append(
             Row(
@@ -247,6 +256,19 @@ def cpu_case(cfg: Config) -> list[Row]:
                 note=f"{LABELS[provider]}: `time.process_time()` of the client process "
                 f"(server in its own process), userdir concurrency={CONCURRENCY}; wall "
                 f"{fmt_seconds(lib.wall)} vs {fmt_seconds(base.wall)}.",
+            )
+        )
+        rows.append(
+            Row(
+                f"4 {provider} c=1",
+                f"{LABELS[provider]}: CPU per user as above, concurrency=1 (context)",
+                f"{fmt_seconds(alone.cpu / per_user)}/user",
+                f"httpx loop {fmt_seconds(base.cpu / per_user)}/user",
+                alone.cpu / base.cpu,
+                runs=alone.runs,
+                note=f"{LABELS[provider]}: the same walk in the calling thread, no worker "
+                "threads: the distance to the row above is what the window's threads cost "
+                "with no latency to hide.",
             )
         )
     return rows
