@@ -504,7 +504,7 @@ def test_plan_is_deterministic_and_reads_back() -> None:
     [
         ({"fields": ["name", "salary"]}, "unknown field 'salary'"),
         ({"on_missing": "purge"}, "on_missing must be one of"),
-        ({"match": "username"}, "only 'email'"),
+        ({"match": "username"}, "match must be one of email, external_id, got 'username'"),
         ({"delete_after": "soon"}, "delete_after must be"),
         ({"limits": "none"}, "limits must be"),
         ({"role_map": {"a": 1}}, "role_map must map"),

@@ -300,3 +300,39 @@ def test_scim_lost_update_answer_then_resume(scim: Scim, tmp_path: Path) -> None
     assert state["alan@example.com"].status is userdir.UserStatus.ACTIVE
     assert state["grace@example.com"].role == "admin"
     assert state["mallory@example.com"].status is userdir.UserStatus.INACTIVE
+
+
+def test_scim_matched_by_external_id_a_mover_keeps_the_account(scim: Scim) -> None:
+    target = scim.target()
+    hr_ids = {u["email"]: u["id"] for u in scim.hr.users}
+    plan = scim.plan(target, match="external_id", role_map=ROLES, protect=PROTECT)
+    updates = {a.email_key: dict(a.changes) for a in plan.actions if isinstance(a, Update)}
+    assert updates == {  # the accounts found by email are linked to their HR id
+        "ada@example.com": {"external_id": hr_ids["ada@example.com"]},
+        "grace@example.com": {"role": "admin", "external_id": hr_ids["grace@example.com"]},
+        "alan@example.com": {"status": "active", "external_id": hr_ids["alan@example.com"]},
+    }
+    assert scim.apply(plan, target).ok
+    state = scim.state()
+    grace = state["grace@example.com"]
+    assert grace.external_id == hr_ids["grace@example.com"]
+    assert state["new.joiner@example.com"].external_id == hr_ids["new.joiner@example.com"]
+    assert state["root@example.com"].external_id is None  # protected: not linked
+
+    # Grace's email changes in HR: the same account is updated, on the real server
+    with userdir.connect("rest", **scim.hr.connect_options()) as hr_admin:
+        hr_admin.update_user(
+            hr_ids["grace@example.com"], UserChanges(email="grace.hopper@example.com")
+        )
+    plan = scim.plan(target, match="external_id", role_map=ROLES, protect=PROTECT)
+    (update,) = plan.changes
+    assert isinstance(update, Update) and update.user_id == grace.id
+    assert dict(update.changes) == {"email": "grace.hopper@example.com"}
+    assert update.version  # its ETag goes with the write
+    assert scim.apply(plan, target).ok
+    state = scim.state()
+    assert "grace@example.com" not in state
+    moved = state["grace.hopper@example.com"]
+    assert (moved.id, moved.external_id, moved.role) == (grace.id, grace.external_id, "admin")
+    again = scim.plan(target, match="external_id", role_map=ROLES, protect=PROTECT)
+    assert again.counts["changes"] == 0

@@ -90,7 +90,10 @@ def plan(
     agree with ``source`` (the source of truth). Nothing is changed.
 
     ``source`` and ``target`` are directories (both listed at once) or listings.
-    Accounts are matched by ``email_key``; ``fields`` flow from source to target,
+    Accounts are matched by ``email_key``, or with ``match="external_id"`` by the
+    target's ``external_id`` holding the source account's ``id`` (a target that keeps
+    one, SCIM): a mover's changed email is then an update, an account not linked yet is
+    matched by email and linked, and a create carries the id. ``fields`` flow from source to target,
     roles through ``role_map`` (source role → target role, ignoring case; ``"*"``
     for any other). A target account missing from the source (or inactive there) is
     deactivated (``on_missing="deactivate"``), and deleted once inactive for
@@ -102,6 +105,7 @@ def plan(
     error: no plan.
     """
     checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
+    _check_target(checked, target)
     names = _names(source, target, source_name, target_name)
     listings: list[list[DirectoryUser]] = []
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -132,6 +136,7 @@ async def plan_async(
 ) -> Plan:
     """:func:`plan` over asyncio directories (both listed at once)."""
     checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
+    _check_target(checked, target)
     names = _names(source, target, source_name, target_name)
     outcomes = await asyncio.gather(
         _list_async(source), _list_async(target), return_exceptions=True
@@ -143,6 +148,18 @@ async def plan_async(
     assert isinstance(source_users, list)
     assert isinstance(target_users, list)
     return _make(source_users, target_users, checked, names, target, now)
+
+
+def _check_target(checked: Settings, target: object) -> None:
+    """Matching by external id needs a target that keeps one: refused before listing."""
+    capabilities = getattr(target, "capabilities", None)
+    if checked.match == "external_id" and not getattr(capabilities, "external_id", True):
+        provider = getattr(target, "provider", None)
+        raise InvalidArgumentError(
+            f"match='external_id': the {provider} target keeps no external id on its "
+            "accounts; match by email there",
+            provider=provider,
+        )
 
 
 def _names(

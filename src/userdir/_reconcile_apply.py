@@ -278,6 +278,7 @@ def _create_steps(action: Create, prior: str | None, password: str | None) -> St
         name=action.fields.get("name") or action.email,
         role=action.fields.get("role"),
         password=password,
+        external_id=action.fields.get("external_id"),
     )
     for attempt in (1, 2):
         # Written ahead: should the run die before the answer, a resume looks first.
@@ -369,6 +370,16 @@ def _check_capabilities(plan: Plan, target: object) -> None:
     if capabilities is None:
         return
     provider = getattr(target, "provider", None)
+    linking = sum(
+        "external_id" in getattr(action, "fields", getattr(action, "changes", {}))
+        for action in plan.changes
+    )
+    if linking and not getattr(capabilities, "external_id", False):
+        raise UnsupportedOperationError(
+            f"the plan sets the external id of {linking} account(s), but the {provider} "
+            "directory keeps none: nothing was changed",
+            provider=provider,
+        )
     for kind in sorted({action.kind for action in plan.changes}, key=list(_NEEDS).index):
         operation = _NEEDS[kind]
         if not getattr(capabilities, operation, False):

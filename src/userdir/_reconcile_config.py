@@ -5,6 +5,7 @@
     [reconcile.hr-to-app]
     source = "hr"                       # the directories it is for (optional)
     target = "app"
+    match = "email"                     # or "external_id" (a SCIM target)
     fields = ["name", "role", "status"]
     on_missing = "deactivate"           # or "delete", "ignore"
     delete_after = "30d"                # s, m, h, d or w; a number is days
@@ -37,6 +38,7 @@ __all__ = ["reconcile_settings"]
 _KEYS = {
     "source",
     "target",
+    "match",
     "fields",
     "role_map",
     "on_missing",
@@ -116,7 +118,7 @@ def reconcile_settings(
         raise ConfigError(f"{where}: unknown key(s): {', '.join(sorted(unknown))}")
     options: dict[str, Any] = {}
     try:
-        for key in ("fields", "role_map", "on_missing", "only"):
+        for key in ("match", "fields", "role_map", "on_missing", "only"):
             if key in table:
                 options[key] = table[key]
         if "delete_after" in table:

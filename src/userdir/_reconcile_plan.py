@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,6 +43,12 @@ __all__ = [
 FORMAT = "userdir-plan/1"
 FIELDS = ("name", "role", "status")
 DEFAULT_FIELDS = FIELDS
+#: How accounts are matched: by ``email_key``, or by the target's ``external_id``
+#: holding the source account's ``id`` (accounts not linked yet: by email, then linked).
+MATCHES = ("email", "external_id")
+CREATE_FIELDS = ("name", "role", "external_id")
+# by external_id, a mover's email changes too, and an account matched by email is linked
+UPDATE_FIELDS = (*FIELDS, "email", "external_id")
 ON_MISSING = ("deactivate", "delete", "ignore")
 KIND_ORDER = ("create", "update", "deactivate", "delete", "skip")
 # What apply compares against a re-read account (where the target has no versions).
@@ -213,8 +220,10 @@ class Settings:
     only: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     def __attrs_post_init__(self) -> None:
-        if self.match != "email":
-            raise InvalidArgumentError(f"match: only 'email' is supported, got {self.match!r}")
+        if self.match not in MATCHES:
+            raise InvalidArgumentError(
+                f"match must be one of {', '.join(MATCHES)}, got {self.match!r}"
+            )
         for name in self.fields:
             if name not in FIELDS:
                 raise InvalidArgumentError(
@@ -319,11 +328,12 @@ class Action:
 
 @attrs.frozen(kw_only=True)
 class Create(Action):
-    """A joiner: create the account with the mapped ``fields`` (name, role, status)."""
+    """A joiner: create the account with the mapped ``fields`` (name, role, and the
+    source's id as ``external_id`` when matching by it)."""
 
     kind: ClassVar[str] = "create"
     fields: Mapping[str, Any] = attrs.field(
-        factory=dict, converter=_frozen_map, validator=_field_values(("name", "role")), hash=False
+        factory=dict, converter=_frozen_map, validator=_field_values(CREATE_FIELDS), hash=False
     )
 
     def __attrs_post_init__(self) -> None:
@@ -343,11 +353,13 @@ class _Write(Action):
 
 @attrs.frozen(kw_only=True)
 class Update(_Write):
-    """A mover: the changed fields, new values only (old ones are in ``before``)."""
+    """A mover: the changed fields, new values only (old ones are in ``before``).
+    Matching by ``external_id``, ``email`` can change too, and ``external_id`` is set
+    on an account matched by email (linked)."""
 
     kind: ClassVar[str] = "update"
     changes: Mapping[str, Any] = attrs.field(
-        factory=dict, converter=_frozen_map, validator=_field_values(FIELDS), hash=False
+        factory=dict, converter=_frozen_map, validator=_field_values(UPDATE_FIELDS), hash=False
     )
 
 
@@ -584,6 +596,8 @@ def _create_fields(settings: Settings, source: DirectoryUser) -> dict[str, Any]:
     fields: dict[str, Any] = {"name": name}
     if "role" in settings.fields and source.role:
         fields["role"] = settings.target_role(source.role)
+    if settings.match == "external_id":
+        fields["external_id"] = source.id
     return fields
 
 
@@ -656,70 +670,101 @@ def make_plan(
                 source[user.email_key] = user
     present = {key: user for key, user in source.items() if _wanted_status(user) != "inactive"}
 
+    by_id = settings.match == "external_id"
+    targets = [user for user in target_users if settings.selected(user.email_key)]
+    target_total = len(targets)
+    # matching by external_id: who is linked already, and which account holds each email
+    links = Counter(user.external_id for user in targets if user.external_id) if by_id else {}
+    holders: dict[str, str] = {}
+    for user in targets if by_id else ():
+        if user.email_key is not None:
+            holders.setdefault(user.email_key, user.id)
+    present_ids = {user.id: key for key, user in present.items()} if by_id else {}
+
     actions: list[Action] = []
-    seen: set[str] = set()
-    target_total = 0
+    seen: set[str] = set()  # the target's email keys, matching by email
+    matched: set[str] = set()  # the source's email keys that have their account
     unprotected = 0
-    for user in target_users:
+    for user in targets:
         key = user.email_key
-        if not settings.selected(key):
-            continue
-        target_total += 1
         protected = settings.protect.reason(user)
-        if key is None:
-            if protected is None:
-                actions.append(
-                    Skip(
-                        email=user.email,
-                        email_key=None,
-                        user_id=user.id,
-                        reason="no usable email: cannot be matched",
+
+        def skip(reason: str, user: DirectoryUser = user) -> Skip:
+            return Skip(email=user.email, email_key=user.email_key, user_id=user.id, reason=reason)
+
+        wanted: DirectoryUser | None
+        if by_id and user.external_id:
+            if links[user.external_id] > 1:
+                actions.append(skip("another account in the target has this external id"))
+                if (source_key := present_ids.get(user.external_id)) is not None:
+                    matched.add(source_key)  # these skips say why it gets no account
+                continue
+            source_key = present_ids.get(user.external_id)
+            wanted = None if source_key is None else present[source_key]
+        else:
+            if key is None:
+                if protected is None:
+                    actions.append(skip("no usable email: cannot be matched"))
+                continue
+            if key in seen:
+                actions.append(skip("another account in the target has this email"))
+                continue
+            seen.add(key)
+            wanted = present.get(key)
+            if by_id and wanted is not None and links.get(wanted.id):
+                if protected is None:
+                    actions.append(
+                        skip(
+                            f"the source's {wanted.id!r} has another account, linked by external id"
+                        )
                     )
-                )
-            continue
-        if key in seen:
-            actions.append(
-                Skip(
-                    email=user.email,
-                    email_key=key,
-                    user_id=user.id,
-                    reason="another account in the target has this email",
-                )
-            )
-            continue
-        seen.add(key)
-        wanted = present.get(key)
+                continue
         action: Action | None
         if wanted is None:
             action = _leaver(settings, user, now)
         else:
+            matched.add(wanted.email_key or "")
             changes = _updates(settings, wanted, user)
-            action = (
-                Update(
-                    email=user.email,
-                    email_key=key,
-                    user_id=user.id,
-                    before=_snapshot(user),
-                    version=getattr(user, "version", None),
-                    changes=changes,
+            held_by = holders.get(wanted.email_key or "", user.id)
+            if by_id and wanted.email_key != key and held_by != user.id:
+                action = skip(f"the new email {wanted.email!r} is another target account's")
+            else:
+                if by_id and wanted.email_key != key:
+                    changes["email"] = wanted.email
+                if by_id and not user.external_id:
+                    changes["external_id"] = wanted.id
+                action = (
+                    Update(
+                        email=user.email,
+                        email_key=key,
+                        user_id=user.id,
+                        before=_snapshot(user),
+                        version=getattr(user, "version", None),
+                        changes=changes,
+                    )
+                    if changes
+                    else None
                 )
-                if changes
-                else None
-            )
         if protected is None:
             unprotected += 1
         if action is None:
             continue
         if protected is not None and action.changes_anything:
-            action = Skip(
-                email=user.email,
-                email_key=key,
-                user_id=user.id,
-                reason=f"{protected}: would {action.kind}",
-            )
+            action = skip(f"{protected}: would {action.kind}")
         actions.append(action)
     for key, user in present.items():
-        if key not in seen:
+        if key in matched:
+            continue
+        if by_id and key in holders:
+            actions.append(
+                Skip(
+                    email=user.email,
+                    email_key=key,
+                    reason=f"the email is held by a target account linked to another id "
+                    f"than {user.id!r}: left to a person",
+                )
+            )
+        else:
             actions.append(
                 Create(email=user.email, email_key=key, fields=_create_fields(settings, user))
             )

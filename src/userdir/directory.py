@@ -39,7 +39,7 @@ from .errors import (
     UnsupportedOperationError,
     UserNotFoundError,
 )
-from .models import Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
+from .models import UNSET, Capabilities, DirectoryUser, NewUser, Page, UserChanges, UserStatus
 from .providers._base import Dialect, check_email, check_page_size, paging_of, user_parser
 from .providers._paging import ListPage
 from .providers._wire import Reply, Request, redact_url
@@ -430,6 +430,16 @@ class _DirectoryBase:
         """Whether a discovery request's error means "nothing to discover"."""
         return error.status_code in (404, 405, 501)
 
+    def _check_external_id(self, value: NewUser | UserChanges) -> None:
+        """An ``external_id`` for a service that keeps none is refused, naming it."""
+        external_id = getattr(value, "external_id", None)
+        if external_id not in (None, UNSET) and not self.capabilities.external_id:
+            raise UnsupportedOperationError(
+                f"external_id: the {self.provider} service keeps no external id on its "
+                "accounts (Capabilities.external_id is False)",
+                provider=self.provider,
+            )
+
     def _write_options(self, version: str | None) -> dict[str, Any]:
         """The keyword arguments of a write's request: ``version`` where given."""
         if version is None:
@@ -779,6 +789,7 @@ class HttpDirectory(_DirectoryBase):
     @_scrubbed
     def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
+        self._check_external_id(new_user)
         request = self.dialect.create_request(new_user)
         return self._parse_user(request, self.engine.fetch(request))
 
@@ -792,6 +803,7 @@ class HttpDirectory(_DirectoryBase):
         (``If-Match``): :class:`~userdir.PreconditionFailedError` otherwise. PATCH and
         POST are never sent twice.
         """
+        self._check_external_id(changes)
         options = self._write_options(version)
         self._discover()
         if self.dialect.update_reads_first:
@@ -1056,6 +1068,7 @@ class AsyncHttpDirectory(_DirectoryBase):
     @_scrubbed_async
     async def create_user(self, new_user: NewUser) -> DirectoryUser:
         """Create a user (never retried once sent); returns it as stored."""
+        self._check_external_id(new_user)
         request = self.dialect.create_request(new_user)
         return self._parse_user(request, await self.engine.fetch(request))
 
@@ -1069,6 +1082,7 @@ class AsyncHttpDirectory(_DirectoryBase):
         (``If-Match``): :class:`~userdir.PreconditionFailedError` otherwise. PATCH and
         POST are never sent twice.
         """
+        self._check_external_id(changes)
         options = self._write_options(version)
         await self._discover()
         if self.dialect.update_reads_first:

@@ -99,6 +99,9 @@ class DirectoryUser:
     ``version`` is the service's version of the account (a SCIM ``meta.version``, an
     ETag) where it gives one: pass it back to ``update_user``/``delete_user`` as
     ``version=`` to change the account only if nobody changed it since.
+    ``external_id`` is the id a provisioning client gave the account (SCIM's
+    ``externalId``: the source of truth's id for the person), where the service keeps
+    one (``Capabilities.external_id``); reconcile can match by it.
     """
 
     id: str
@@ -116,6 +119,7 @@ class DirectoryUser:
     updated_at: datetime | None = None
     last_login_at: datetime | None = None
     version: str | None = None
+    external_id: str | None = None
     extra: Mapping[str, Any] = attrs.field(
         default=_EMPTY, converter=_read_only, hash=False, repr=lambda v: repr(dict(v))
     )
@@ -206,6 +210,8 @@ class DirectoryUser:
             meta["lastModified"] = self.updated_at.isoformat()
         if self.version:
             meta["version"] = self.version
+        if self.external_id:
+            scim["externalId"] = self.external_id
         scim["meta"] = meta
         return scim
 
@@ -270,6 +276,9 @@ class NewUser:
     role: str | None = None
     password: str | None = attrs.field(default=None, repr=_secret_repr)
     settings: Mapping[str, Any] | None = None
+    #: The id the account is to carry for its source of truth (SCIM ``externalId``);
+    #: refused where the service keeps none (``Capabilities.external_id``).
+    external_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -284,6 +293,7 @@ class UserChanges:
         default=UNSET, repr=lambda v: "UNSET" if v is UNSET else "'***'"
     )
     settings: Mapping[str, Any] | _Unset = UNSET
+    external_id: str | _Unset = UNSET
 
     def fields_set(self) -> dict[str, Any]:
         """The changed fields only, as a wire-ready dict (enums as their values)."""
@@ -313,6 +323,8 @@ class Capabilities:
     (e.g. ``password`` for REST); a missing one is refused before anything is sent.
     ``etag`` is True when writes can be made conditional on a user's ``version``
     (``update_user(..., version=...)``, ``delete_user(..., version=...)``).
+    ``external_id`` is True when accounts carry a provisioning client's id
+    (``DirectoryUser.external_id``), which ``NewUser``/``UserChanges`` can set.
     """
 
     list_users: bool = True
@@ -328,6 +340,7 @@ class Capabilities:
     user_status: bool = True
     create_requires: frozenset[str] = attrs.field(default=frozenset(), converter=_str_set)
     etag: bool = False
+    external_id: bool = False
 
     @property
     def writes(self) -> bool:

@@ -247,14 +247,17 @@ def parse_scim_user(payload: Any, what: str = "user", etag: str | None = None) -
     user_id = checked_id(F, d, what)
     get = d.get
     username, display, active = get("userName"), get("displayName"), get("active")
+    external_id = get("externalId")
     if not (
         isinstance(username, STR_OR_NONE)
         and isinstance(display, STR_OR_NONE)
         and (active is None or type(active) is bool)
+        and isinstance(external_id, STR_OR_NONE)
     ):
         F.opt_str(d, "userName", what)
         F.opt_str(d, "displayName", what)
         F.opt_bool(d, "active", what)
+        F.opt_str(d, "externalId", what)
     name = get("name")
     given = family = formatted = None
     if name is not None:
@@ -330,6 +333,7 @@ def parse_scim_user(payload: Any, what: str = "user", etag: str | None = None) -
         "created_at": created_at,
         "updated_at": updated_at,
         "version": version or etag,
+        "external_id": external_id or None,
         "extra": _extra(d, enterprise, what),
         "raw": MappingProxyType(d),
     }
@@ -376,6 +380,8 @@ def create_body(new_user: NewUser) -> dict[str, Any]:
         body["roles"] = [{"value": _text("role", new_user.role), "primary": True}]
     if new_user.password is not None:
         body["password"] = _text("password", new_user.password)
+    if new_user.external_id is not None:
+        body["externalId"] = _text("external_id", new_user.external_id)
     body.update(extra)
     if ENTERPRISE_SCHEMA in body:
         body["schemas"] = [USER_SCHEMA, ENTERPRISE_SCHEMA]
@@ -407,6 +413,8 @@ def _changed(changes: UserChanges) -> dict[str, Any]:
         out["active"] = status == "active"
     if "password" in fields:
         out["password"] = _text("password", fields["password"])
+    if "external_id" in fields:
+        out["externalId"] = _text("external_id", fields["external_id"])
     if "settings" in fields:
         out.update(_attributes(fields["settings"]))
     return out
@@ -615,6 +623,7 @@ def capabilities_of(features: ScimFeatures) -> Capabilities:
         paging="cursor" if features.cursor else "offset",
         max_page_size=min(cap, MAX_PAGE_SIZE) if cap else DEFAULT_PAGE_SIZE,
         etag=features.etag,
+        external_id=True,
     )
 
 

@@ -1,0 +1,303 @@
+"""Reconcile matched by external id: the target's ``external_id`` holds the source
+account's ``id`` (SCIM's ``externalId``), so a mover whose email changed is an update,
+not a deactivation and a create. Planning from lists, then end to end against the SCIM
+emulator, blocking and asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+
+import userdir
+from userdir import (
+    Create,
+    Deactivate,
+    DirectoryUser,
+    Limits,
+    NewUser,
+    Plan,
+    Protect,
+    Skip,
+    Update,
+    UserChanges,
+    UserStatus,
+)
+from userdir.testing import RestEmulator, ScimEmulator
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def hr(user_id: str, email: str, name: str = "", **kw: Any) -> DirectoryUser:
+    return DirectoryUser(id=user_id, provider="rest", email=email, name=name or None, **kw)
+
+
+def app(user_id: str, email: str, external_id: str | None = None, **kw: Any) -> DirectoryUser:
+    return DirectoryUser(
+        id=user_id,
+        provider="scim",
+        email=email,
+        external_id=external_id,
+        status=kw.pop("status", UserStatus.ACTIVE),
+        **kw,
+    )
+
+
+def by_id(source: list[DirectoryUser], target: list[DirectoryUser], **kw: Any) -> Plan:
+    kw.setdefault("limits", Limits.none())
+    return userdir.plan(source, target, match="external_id", now=NOW, **kw)
+
+
+def kinds(plan: Plan) -> set[tuple[str, str | None, str | None]]:
+    return {(a.kind, a.email_key, a.user_id) for a in plan.actions}
+
+
+# -- planning -------------------------------------------------------------------------
+
+
+def test_a_mover_whose_email_changed_is_one_update() -> None:
+    source = [hr("e1", "ada.king@example.com", "Ada King")]
+    target = [app("u1", "ada@example.com", "e1", name="Ada King")]
+    plan = by_id(source, target)
+    (action,) = plan.actions
+    assert isinstance(action, Update)
+    assert (action.user_id, action.email_key) == ("u1", "ada@example.com")
+    assert dict(action.changes) == {"email": "ada.king@example.com"}
+    # matched by email, the same change is a leaver and a joiner
+    by_email = userdir.plan(source, target, now=NOW, limits=Limits.none())
+    assert {a.kind for a in by_email.actions} == {"create", "deactivate"}
+
+
+def test_a_change_of_case_only_is_no_email_change() -> None:
+    plan = by_id([hr("e1", "Ada@Example.com", "Ada")], [app("u1", "ada@example.com", "e1")])
+    assert [dict(a.changes) for a in plan.actions if isinstance(a, Update)] == [{"name": "Ada"}]
+
+
+def test_an_account_not_linked_yet_is_matched_by_email_and_linked() -> None:
+    source = [hr("e1", "ada@example.com", "Ada"), hr("e2", "grace@example.com", "Grace")]
+    target = [
+        app("u1", "ada@example.com", name="Ada"),
+        app("u2", "grace@example.com", "e2", name="Grace"),
+    ]
+    plan = by_id(source, target, fields=["name"])
+    (action,) = plan.actions
+    assert isinstance(action, Update)
+    assert (action.user_id, dict(action.changes)) == ("u1", {"external_id": "e1"})
+
+
+def test_a_create_carries_the_source_id() -> None:
+    plan = by_id([hr("e9", "new@example.com", "New Joiner", role="eng")], [])
+    (action,) = plan.actions
+    assert isinstance(action, Create)
+    assert dict(action.fields) == {"name": "New Joiner", "role": "eng", "external_id": "e9"}
+
+
+def test_an_account_linked_to_someone_gone_is_a_leaver_even_with_a_matching_email() -> None:
+    # e1 left; their email was given to e2: the old account is not e2's
+    source = [hr("e2", "ada@example.com", "Ada Two")]
+    target = [app("u1", "ada@example.com", "e1")]
+    plan = by_id(source, target)
+    assert kinds(plan) == {
+        ("deactivate", "ada@example.com", "u1"),
+        ("skip", "ada@example.com", None),
+    }
+    (skip,) = [a for a in plan.actions if isinstance(a, Skip)]
+    assert "linked to another id than 'e2'" in skip.reason
+    assert plan.counts["create"] == 0
+
+
+def test_two_accounts_with_one_external_id_are_left_alone() -> None:
+    source = [hr("e1", "ada@example.com")]
+    target = [app("u1", "ada@example.com", "e1"), app("u2", "ada2@example.com", "e1")]
+    plan = by_id(source, target)
+    assert kinds(plan) == {("skip", "ada@example.com", "u1"), ("skip", "ada2@example.com", "u2")}
+    assert {a.reason for a in plan.actions if isinstance(a, Skip)} == {
+        "another account in the target has this external id"
+    }
+
+
+def test_a_new_email_held_by_another_account_is_not_taken() -> None:
+    source = [hr("e1", "ada@example.com")]
+    target = [app("u1", "ada.old@example.com", "e1"), app("u2", "ada@example.com")]
+    plan = by_id(source, target)
+    skipped = {a.user_id: a.reason for a in plan.actions if isinstance(a, Skip)}
+    assert skipped == {
+        "u1": "the new email 'ada@example.com' is another target account's",
+        "u2": "the source's 'e1' has another account, linked by external id",
+    }
+    assert plan.counts["changes"] == 0
+
+
+def test_protection_and_leavers_work_as_by_email() -> None:
+    source = [
+        hr("e1", "ada.new@example.com"),
+        hr("e2", "bo@example.com", status=UserStatus.INACTIVE),
+    ]
+    target = [
+        app("u1", "ada@example.com", "e1", role="owner"),
+        app("u2", "bo@example.com", "e2"),
+        app("u3", "cy@example.com"),
+    ]
+    plan = by_id(source, target, protect=Protect(roles=["owner"]))
+    assert kinds(plan) == {
+        ("skip", "ada@example.com", "u1"),
+        ("deactivate", "bo@example.com", "u2"),
+        ("deactivate", "cy@example.com", "u3"),
+    }
+    (skip,) = [a for a in plan.actions if isinstance(a, Skip)]
+    assert skip.reason == "protected role owner: would update"
+
+
+def test_plan_files_keep_the_match_and_the_new_fields(tmp_path: Any) -> None:
+    plan = by_id(
+        [hr("e1", "ada@example.com", "Ada King"), hr("e2", "new@example.com", "New")],
+        [app("u1", "ada@example.com", name="Ada")],
+    )
+    assert {a.kind for a in plan.actions} == {"create", "update"}
+    path = tmp_path / "plan.json"
+    plan.save(path)
+    loaded = Plan.load(path)
+    assert loaded == plan and loaded.intact
+    assert loaded.settings["match"] == "external_id"
+    document = plan.to_dict()
+    update = next(a for a in document["actions"] if a["kind"] == "update")
+    update["changes"]["username"] = "x"
+    with pytest.raises(userdir.InvalidArgumentError, match="unknown field 'username'"):
+        Plan.from_dict(document)
+
+
+def test_a_target_that_keeps_no_external_id_is_refused_before_listing() -> None:
+    rest = RestEmulator()
+    rest.add_user(email="ada@example.com", name="Ada")
+    with userdir.connect("rest", **rest.connect_options()) as target:
+        assert target.capabilities.external_id is False
+        with pytest.raises(userdir.InvalidArgumentError, match="keeps no external id"):
+            userdir.plan([hr("e1", "ada@example.com")], target, match="external_id")
+        assert rest.requests == []
+        # a plan made from lists that sets external ids is refused by apply, unsent
+        plan = by_id([hr("e1", "ada@example.com")], [rest_user(target)])
+        with pytest.raises(userdir.UnsupportedOperationError, match="external id of 1"):
+            userdir.apply(plan, target)
+        assert [r.method for r in rest.requests] == ["GET"]
+        with pytest.raises(userdir.UnsupportedOperationError, match="keeps no external id"):
+            target.create_user(NewUser(email="b@example.com", name="B", external_id="e2"))
+        user_id = rest.users[0]["id"]
+        with pytest.raises(userdir.UnsupportedOperationError, match="keeps no external id"):
+            target.update_user(user_id, UserChanges(external_id="e1"))
+        assert [r.method for r in rest.requests] == ["GET"]
+
+
+def rest_user(target: Any) -> DirectoryUser:
+    (user,) = target.iter_users()
+    return user  # type: ignore[no-any-return]
+
+
+def test_config_tables_take_the_match(tmp_path: Any) -> None:
+    from userdir import reconcile_settings
+
+    path = tmp_path / "userdir.toml"
+    path.write_text('[reconcile.hr]\nsource = "hr"\ntarget = "app"\nmatch = "external_id"\n')
+    assert reconcile_settings(path, "hr") == {"match": "external_id"}
+    path.write_text('[reconcile.hr]\nmatch = "username"\n')
+    with pytest.raises(userdir.ConfigError, match=r"\[reconcile.hr\]: match must be one of"):
+        reconcile_settings(path, "hr")
+
+
+# -- end to end, the SCIM emulator ----------------------------------------------------
+
+
+class World:
+    """An HR source (REST emulator) and a SCIM target (emulator), in the test's mode."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.hr = RestEmulator(token="hr-token")
+        self.app = ScimEmulator()
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, value: Any) -> Any:
+        return self.loop.run_until_complete(value) if self.mode == "async" else value
+
+    def directories(self) -> tuple[Any, Any]:
+        connect = userdir.connect if self.mode == "sync" else userdir.connect_async
+        return (
+            connect("rest", **self.hr.connect_options()),
+            connect("scim", **self.app.connect_options()),
+        )
+
+    def reconcile(self, **settings: Any) -> tuple[Plan, userdir.ApplyResult]:
+        source, target = self.directories()
+        make = userdir.plan if self.mode == "sync" else userdir.plan_async
+        apply = userdir.apply if self.mode == "sync" else userdir.apply_async
+        try:
+            plan = self.run(make(source, target, match="external_id", **settings))
+            return plan, self.run(apply(plan, target))
+        finally:
+            for directory in (source, target):
+                closing = directory.close()
+                if closing is not None:
+                    self.run(closing)
+
+    def accounts(self) -> dict[str, dict[str, Any]]:
+        return {u["id"]: u for u in self.app.users}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_link_then_a_mover_keeps_their_account(mode: str) -> None:
+    world = World(mode)
+    ada = world.hr.add_user(email="ada@example.com", name="Ada Lovelace")
+    grace = world.hr.add_user(email="grace@example.com", name="Grace Hopper")
+    kept = world.app.add_user(email="ada@example.com", name="Ada Lovelace")
+    limits = Limits.none()
+
+    # first run: Ada's account is linked, Grace joins carrying her HR id
+    plan, result = world.reconcile(limits=limits)
+    assert result.ok, result.failed
+    assert {(a.kind, a.email_key) for a in plan.changes} == {
+        ("update", "ada@example.com"),
+        ("create", "grace@example.com"),
+    }
+    accounts = world.accounts()
+    assert accounts[kept]["externalId"] == ada
+    (created,) = [a for a in accounts.values() if a["userName"] == "grace@example.com"]
+    assert created["externalId"] == grace
+
+    # Ada marries and changes her email in HR: one update, the same account
+    with userdir.connect("rest", **world.hr.connect_options()) as hr_admin:
+        hr_admin.update_user(ada, UserChanges(email="ada.king@example.com", name="Ada King"))
+    plan, result = world.reconcile(limits=limits)
+    assert result.ok, result.failed
+    (update,) = plan.changes
+    assert isinstance(update, Update) and update.user_id == kept
+    assert dict(update.changes) == {"email": "ada.king@example.com", "name": "Ada King"}
+    account = world.accounts()[kept]
+    assert [e["value"] for e in account["emails"]] == ["ada.king@example.com"]
+    assert (account["displayName"], account["externalId"]) == ("Ada King", ada)
+    assert len(world.accounts()) == 2
+    assert not any(isinstance(a, (Create, Deactivate)) for a in plan.actions)
+
+    # nothing left to do
+    plan, _ = world.reconcile(limits=limits)
+    assert plan.counts["changes"] == 0
+    world.loop.close()
+
+
+def test_the_scim_mapping_and_writes_carry_the_external_id() -> None:
+    emu = ScimEmulator()
+    with userdir.connect("scim", **emu.connect_options()) as d:
+        assert d.capabilities.external_id is True
+        created = d.create_user(NewUser(email="a@example.com", name="A", external_id="hr-1"))
+        assert created.external_id == "hr-1"
+        assert created.extra["externalId"] == "hr-1"  # still there, as before
+        posted = next(r for r in emu.requests if r.method == "POST")
+        assert b'"externalId":"hr-1"' in posted.body.replace(b" ", b"")
+        changed = d.update_user(created.id, UserChanges(external_id="hr-2"))
+        assert changed.external_id == "hr-2"
+        assert emu.users[0]["externalId"] == "hr-2"
+        assert d.get_user(created.id).to_scim()["externalId"] == "hr-2"
+        plain = d.create_user(NewUser(email="b@example.com", name="B"))
+        assert plain.external_id is None and "externalId" not in emu.users[1]
+    with pytest.raises(userdir.MalformedResponseError, match=r"user\.externalId: expected a"):
+        userdir.providers.scim.parse_scim_user({"id": "1", "externalId": 7})
