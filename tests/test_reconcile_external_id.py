@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import userdir
 from userdir import (
@@ -244,9 +247,14 @@ class World:
         return {u["id"]: u for u in self.app.users}
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_link_then_a_mover_keeps_their_account(mode: str) -> None:
-    world = World(mode)
+@pytest.fixture(params=["sync", "async"])
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    world = World(request.param)
+    yield world
+    world.loop.close()
+
+
+def test_link_then_a_mover_keeps_their_account(world: World) -> None:
     ada = world.hr.add_user(email="ada@example.com", name="Ada Lovelace")
     grace = world.hr.add_user(email="grace@example.com", name="Grace Hopper")
     kept = world.app.add_user(email="ada@example.com", name="Ada Lovelace")
@@ -281,7 +289,6 @@ def test_link_then_a_mover_keeps_their_account(mode: str) -> None:
     # nothing left to do
     plan, _ = world.reconcile(limits=limits)
     assert plan.counts["changes"] == 0
-    world.loop.close()
 
 
 def test_the_scim_mapping_and_writes_carry_the_external_id() -> None:
@@ -301,3 +308,64 @@ def test_the_scim_mapping_and_writes_carry_the_external_id() -> None:
         assert plain.external_id is None and "externalId" not in emu.users[1]
     with pytest.raises(userdir.MalformedResponseError, match=r"user\.externalId: expected a"):
         userdir.providers.scim.parse_scim_user({"id": "1", "externalId": 7})
+
+
+# -- the property: linked, moved and unlinked accounts all end up agreeing ------------
+
+CURRENT = [f"p{i}@example.com" for i in range(6)]
+OLD = [f"old{i}@example.com" for i in range(6)]
+OTHERS = [f"x{i}@example.com" for i in range(3)]
+person = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["Ada", "Grace", "Alan Turing"]),
+        "active": st.booleans(),
+        "account": st.sampled_from(["none", "linked", "moved", "unlinked"]),
+    }
+)
+people = st.dictionaries(st.integers(0, len(CURRENT) - 1), person, max_size=len(CURRENT))
+strangers = st.dictionaries(st.integers(0, len(OTHERS) - 1), st.booleans())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(people=people, strangers=strangers)
+def test_applying_a_plan_by_external_id_makes_the_target_agree(
+    people: dict[int, dict[str, Any]], strangers: dict[int, bool]
+) -> None:
+    hr, app = RestEmulator(token="hr-token"), ScimEmulator()
+    hr_ids: dict[int, str] = {}
+    for i, p in sorted(people.items()):
+        status = "active" if p["active"] else "inactive"
+        hr_ids[i] = hr.add_user(email=CURRENT[i], name=p["name"], status=status)
+        if p["account"] != "none":
+            email = OLD[i] if p["account"] == "moved" else CURRENT[i]
+            linked = {"externalId": hr_ids[i]} if p["account"] != "unlinked" else {}
+            app.add_user(email=email, name="Someone", attributes=linked)
+    for j, linked_elsewhere in strangers.items():
+        gone = {"externalId": f"gone-{j}"} if linked_elsewhere else None
+        app.add_user(email=OTHERS[j], name="X", attributes=gone)
+    options: dict[str, Any] = {"match": "external_id", "limits": Limits.none()}
+    with (
+        userdir.connect("rest", **hr.connect_options()) as source,
+        userdir.connect("scim", **app.connect_options()) as target,
+    ):
+        plan = userdir.plan(source, target, **options)
+        assert plan.counts["skip"] == 0
+        result = userdir.apply(plan, target)
+        assert result.ok, result.failed
+        linked_now = {u["externalId"]: u for u in app.users if "externalId" in u}
+        for i, p in people.items():
+            account = linked_now.get(hr_ids[i])
+            if p["active"]:
+                assert account is not None
+                assert [e["value"] for e in account["emails"]] == [CURRENT[i]]
+                assert (account["displayName"], account["active"]) == (p["name"], True)
+            elif account is not None:
+                assert account["active"] is False
+        for u in app.users:
+            if u.get("externalId") not in {hr_ids[i] for i, p in people.items() if p["active"]}:
+                assert u["active"] is False  # leavers, strangers and unlinked alike
+        assert len(app.users) == len([p for p in people.values() if p["account"] != "none"]) + len(
+            strangers
+        ) + len([p for p in people.values() if p["active"] and p["account"] == "none"])
+        again = userdir.plan(source, target, **options)
+        assert again.counts["changes"] == 0
