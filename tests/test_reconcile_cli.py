@@ -273,3 +273,33 @@ def test_demo_shows_a_plan() -> None:
     assert "role: editor -> viewer" in plan
     assert "status: active -> inactive" in plan
     assert "1 create, 1 update, 1 deactivate, 0 delete" in plan
+
+
+def test_a_table_can_match_by_external_id(company: DemoCompany, tmp_path: Path) -> None:
+    path = tmp_path / "userdir.toml"
+    path.write_text(
+        CONFIG.split("[reconcile.hr-app]")[0]
+        + '[reconcile.byid]\nmatch = "external_id"\nlimits = { max_changes = "100%" }\n'
+        + "protect = { kinds = [], roles = [] }\n"
+    )
+    plan_file = tmp_path / "plan.json"
+    argv = ["--config", str(path), "plan", "hr", "idp", "--reconcile", "byid"]
+    code, _, err = run(company, *argv, "-o", str(plan_file))
+    assert code == 0, err
+    plan = userdir.Plan.load(plan_file)
+    assert plan.settings["match"] == "external_id"
+    code, _, err = run(company, "--config", str(path), "apply", str(plan_file), "--yes")
+    assert code == 0, err
+    hr_ids = {u["email"].lower(): str(u["id"]) for u in company.org_api.users}
+    for account in company.scim.users:
+        email = account["emails"][0]["value"].lower()
+        if email in hr_ids and account["active"]:
+            assert account["externalId"] == hr_ids[email]  # linked, or created with it
+    again = run(company, *argv, "-o", str(plan_file))
+    assert again[0] == 0, again[2]
+    assert userdir.Plan.load(plan_file).counts["changes"] == 0
+    # a target that keeps no external id: a one-line error, nothing listed
+    code, out, err = run(company, *argv[:3], "hr", "app", "--reconcile", "byid")
+    assert (code, out) == (2, "")  # bad settings for this target: a usage error
+    assert err.startswith("userdir: ") and "keeps no external id" in err
+    assert "Traceback" not in err

@@ -105,8 +105,8 @@ def plan(
     error: no plan.
     """
     checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
-    _check_target(checked, target)
     names = _names(source, target, source_name, target_name)
+    _check_target(checked, target, names[1])
     listings: list[list[DirectoryUser]] = []
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(_list_sync, side) for side in (source, target)]
@@ -136,8 +136,8 @@ async def plan_async(
 ) -> Plan:
     """:func:`plan` over asyncio directories (both listed at once)."""
     checked = settings(match, fields, role_map, on_missing, delete_after, protect, limits, only)
-    _check_target(checked, target)
     names = _names(source, target, source_name, target_name)
+    _check_target(checked, target, names[1])
     outcomes = await asyncio.gather(
         _list_async(source), _list_async(target), return_exceptions=True
     )
@@ -150,15 +150,14 @@ async def plan_async(
     return _make(source_users, target_users, checked, names, target, now)
 
 
-def _check_target(checked: Settings, target: object) -> None:
+def _check_target(checked: Settings, target: object, name: str) -> None:
     """Matching by external id needs a target that keeps one: refused before listing."""
     capabilities = getattr(target, "capabilities", None)
     if checked.match == "external_id" and not getattr(capabilities, "external_id", True):
         provider = getattr(target, "provider", None)
         raise InvalidArgumentError(
-            f"match='external_id': the {provider} target keeps no external id on its "
-            "accounts; match by email there",
-            provider=provider,
+            f"match='external_id': the target {name!r} ({provider}) keeps no external id "
+            "on its accounts; match by email there"
         )
 
 
