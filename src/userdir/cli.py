@@ -79,6 +79,7 @@ USER_COLUMNS = (
     "created_at",
     "updated_at",
     "last_login_at",
+    "external_id",
     "extra",
 )
 TABLE_USER_COLUMNS = ("id", "kind", "email", "name", "role", "status")
