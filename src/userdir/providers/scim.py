@@ -214,17 +214,9 @@ def _extra(d: dict[str, Any], enterprise: dict[str, Any] | None, what: str) -> M
             values.setdefault(key, value)
     if not values:
         return _EMPTY
-    for value in values.values():
-        if type(value) is dict or type(value) is list:
-            break
-    else:  # no containers: nothing can nest (the common case)
-        return MappingProxyType(values)
-    containers = [v for v in values.values() if type(v) is dict or type(v) is list]
-    # one walk over all of them (the list is one level more), the detail only if too deep
-    if nesting_exceeds(containers, MAX_NESTING + 1):
-        for key, value in values.items():
-            if nesting_exceeds(value):
-                raise F.error(f"{what}.{key}", f"nested deeper than {MAX_NESTING} levels")
+    for key, value in values.items():  # a flat object is one pass (nesting_exceeds)
+        if (type(value) is dict or type(value) is list) and nesting_exceeds(value):
+            raise F.error(f"{what}.{key}", f"nested deeper than {MAX_NESTING} levels")
     return MappingProxyType(values)
 
 
