@@ -192,6 +192,17 @@ def test_a_target_that_keeps_no_external_id_is_refused_before_listing() -> None:
         assert [r.method for r in rest.requests] == ["GET"]
 
 
+def test_the_rest_dialect_itself_refuses_an_external_id() -> None:
+    dialect = userdir.providers.RestDialect(token="t", base_url="https://rest.test")
+    with pytest.raises(userdir.InvalidArgumentError, match="REST keeps no external id"):
+        dialect.create_request(
+            NewUser(email="a@example.com", name="A", password="p", external_id="e1")
+        )
+    with pytest.raises(userdir.InvalidArgumentError, match="REST keeps no external id"):
+        dialect.update_request("usr_1", UserChanges(name="A", external_id="e1"))
+    assert dialect.update_request("usr_1", UserChanges(name="A")).json == {"name": "A"}
+
+
 def rest_user(target: Any) -> DirectoryUser:
     (user,) = target.iter_users()
     return user  # type: ignore[no-any-return]

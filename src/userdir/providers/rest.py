@@ -77,6 +77,11 @@ def _check_text(name: str, value: object, *, required: bool = True) -> None:
         raise InvalidArgumentError(f"{name} must be a non-empty string", provider="rest")
 
 
+def _no_external_id(value: object) -> None:
+    if value is not None:  # the directories refuse it first (Capabilities.external_id)
+        raise InvalidArgumentError("external_id: REST keeps no external id", provider="rest")
+
+
 def _check_settings(value: object) -> None:
     if value is not None and not isinstance(value, Mapping):
         raise InvalidArgumentError("settings must be a mapping", provider="rest")
@@ -160,6 +165,7 @@ class RestDialect(Dialect):
                 f"{', '.join(missing)}",
                 provider=self.name,
             )
+        _no_external_id(new_user.external_id)
         body: dict[str, Any] = {
             "email": check_email(self.name, new_user.email),
             "name": new_user.name,
@@ -185,6 +191,7 @@ class RestDialect(Dialect):
         body = changes.fields_set()
         if not body:
             raise InvalidArgumentError("UserChanges sets no field", provider=self.name)
+        _no_external_id(body.get("external_id"))
         if "email" in body:
             body["email"] = check_email(self.name, body["email"])
         for key in ("name", "role", "password"):
