@@ -111,6 +111,31 @@ def test_an_account_linked_to_someone_gone_is_a_leaver_even_with_a_matching_emai
     assert plan.counts["create"] == 0
 
 
+def test_a_linked_person_without_a_usable_email_in_the_source_keeps_the_account() -> None:
+    source = [
+        DirectoryUser(id="e1", provider="rest", name="No Email"),
+        hr("e2", "bo@example.com", "Bo"),
+        hr("e3", "bo@example.com", "Bo Two"),  # the same email: e2, the first, has it
+        hr("e4", "cy@example.com", status=UserStatus.INACTIVE),
+    ]
+    target = [
+        app("u1", "ada@example.com", "e1"),
+        app("u2", "bo@example.com", "e2", name="Bo"),
+        app("u3", "bo.two@example.com", "e3"),
+        app("u4", "cy@example.com", "e4"),
+    ]
+    plan = by_id(source, target)
+    assert {(a.kind, a.user_id) for a in plan.actions} == {
+        ("skip", "u1"),
+        ("skip", "u3"),
+        ("deactivate", "u4"),  # inactive in the source: a leaver, as ever
+    }
+    assert {a.reason for a in plan.actions if isinstance(a, Skip)} == {
+        "the source's 'e1' has no usable email of its own",
+        "the source's 'e3' has no usable email of its own",
+    }
+
+
 def test_two_accounts_with_one_external_id_are_left_alone() -> None:
     source = [hr("e1", "ada@example.com")]
     target = [app("u1", "ada@example.com", "e1"), app("u2", "ada2@example.com", "e1")]

@@ -656,10 +656,13 @@ def make_plan(
         raise InvalidArgumentError("now must be a timezone-aware datetime")
     source: dict[str, DirectoryUser] = {}
     source_total = 0
+    active_ids: set[str] = set()
     for user in source_users:
         if not settings.selected(user.email_key):
             continue
         source_total += 1
+        if _wanted_status(user) != "inactive":
+            active_ids.add(user.id)
         if user.email_key is not None:
             known = source.get(user.email_key)
             # One email twice (an old record and a rehire): the record that is not
@@ -680,6 +683,9 @@ def make_plan(
         if user.email_key is not None:
             holders.setdefault(user.email_key, user.id)
     present_ids = {user.id: key for key, user in present.items()} if by_id else {}
+    # people the source has, but not under an email of their own (none, or another
+    # record's): their linked accounts are theirs still, and left alone
+    unplaced = active_ids - present_ids.keys() if by_id else set()
 
     actions: list[Action] = []
     seen: set[str] = set()  # the target's email keys, matching by email
@@ -700,6 +706,12 @@ def make_plan(
                     matched.add(source_key)  # these skips say why it gets no account
                 continue
             source_key = present_ids.get(user.external_id)
+            if source_key is None and user.external_id in unplaced:
+                if protected is None:
+                    actions.append(
+                        skip(f"the source's {user.external_id!r} has no usable email of its own")
+                    )
+                continue
             wanted = None if source_key is None else present[source_key]
         else:
             if key is None:
