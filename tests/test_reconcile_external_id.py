@@ -405,3 +405,30 @@ def test_applying_a_plan_by_external_id_makes_the_target_agree(
         ) + len([p for p in people.values() if p["active"] and p["account"] == "none"])
         again = userdir.plan(source, target, **options)
         assert again.counts["changes"] == 0
+
+
+@pytest.mark.parametrize("patch", [True, False])
+def test_user_name_follows_the_email_where_asked(patch: bool) -> None:
+    emu = ScimEmulator(patch=patch)
+    ada = emu.add_user(email="ada@example.com", name="Ada")
+    bo = emu.add_user(email="bo@example.com", name="Bo")
+    options = emu.connect_options()
+    with (
+        userdir.connect("scim", user_name_follows_email=True, **options) as follows,
+        userdir.connect("scim", **options) as plain,
+    ):
+        moved = follows.update_user(ada, UserChanges(email="ada.king@example.com"))
+        assert (moved.email, moved.username) == ("ada.king@example.com", "ada.king@example.com")
+        renamed = follows.update_user(ada, UserChanges(name="Ada King"))
+        assert renamed.username == "ada.king@example.com"
+        kept = plain.update_user(bo, UserChanges(email="bo.new@example.com"))
+        assert (kept.email, kept.username) == ("bo.new@example.com", "bo@example.com")
+    sent = [r for r in emu.requests if r.method in ("PATCH", "PUT")]
+    assert [b"userName" in r.body for r in sent] == (
+        [True, False, False] if patch else [True, True, True]  # a PUT sends it all back
+    )
+    if patch:
+        first = sent[0].json["Operations"]
+        assert {"op": "replace", "path": "userName", "value": "ada.king@example.com"} in first
+    with pytest.raises(userdir.ConfigError, match="user_name_follows_email must be true or false"):
+        userdir.connect("scim", user_name_follows_email="yes", **options)

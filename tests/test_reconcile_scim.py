@@ -303,7 +303,7 @@ def test_scim_lost_update_answer_then_resume(scim: Scim, tmp_path: Path) -> None
 
 
 def test_scim_matched_by_external_id_a_mover_keeps_the_account(scim: Scim) -> None:
-    target = scim.target()
+    target = scim.target(user_name_follows_email=True)  # the server's userName is the email
     hr_ids = {u["email"]: u["id"] for u in scim.hr.users}
     plan = scim.plan(target, match="external_id", role_map=ROLES, protect=PROTECT)
     updates = {a.email_key: dict(a.changes) for a in plan.actions if isinstance(a, Update)}
@@ -334,5 +334,6 @@ def test_scim_matched_by_external_id_a_mover_keeps_the_account(scim: Scim) -> No
     assert "grace@example.com" not in state
     moved = state["grace.hopper@example.com"]
     assert (moved.id, moved.external_id, moved.role) == (grace.id, grace.external_id, "admin")
+    assert moved.username == "grace.hopper@example.com"
     again = scim.plan(target, match="external_id", role_map=ROLES, protect=PROTECT)
     assert again.counts["changes"] == 0

@@ -412,22 +412,36 @@ def _changed(changes: UserChanges) -> dict[str, Any]:
     return out
 
 
-def patch_body(changes: UserChanges) -> dict[str, Any]:
-    """A ``PatchOp`` replacing the changed attributes only (``status`` -> ``active``)."""
+def _user_name_too(changed: dict[str, Any]) -> dict[str, Any]:
+    """``changed`` with ``userName`` following a new email (``user_name_follows_email``)."""
+    if "emails" in changed and "userName" not in changed:
+        changed["userName"] = changed["emails"][0]["value"]
+    return changed
+
+
+def patch_body(changes: UserChanges, *, user_name_follows_email: bool = False) -> dict[str, Any]:
+    """A ``PatchOp`` replacing the changed attributes only (``status`` -> ``active``);
+    ``userName`` too when the email changes, with ``user_name_follows_email``."""
+    changed = _changed(changes)
+    if user_name_follows_email:
+        changed = _user_name_too(changed)
     operations = [
-        {"op": "replace", "path": path, "value": value} for path, value in _changed(changes).items()
+        {"op": "replace", "path": path, "value": value} for path, value in changed.items()
     ]
     return {"schemas": [PATCH_SCHEMA], "Operations": operations}
 
 
-def put_body(current: Mapping[str, Any], changes: UserChanges) -> dict[str, Any]:
+def put_body(
+    current: Mapping[str, Any], changes: UserChanges, *, user_name_follows_email: bool = False
+) -> dict[str, Any]:
     """The ``PUT`` body: the user as read (``current``, its raw payload), changed.
 
     For servers without PATCH: PUT replaces the whole resource, so every attribute not
     changed is sent back as it was (``meta`` left out: the server owns it).
     """
     body = {key: copy.deepcopy(value) for key, value in current.items() if key != "meta"}
-    body.update(_changed(changes))
+    changed = _changed(changes)
+    body.update(_user_name_too(changed) if user_name_follows_email else changed)
     body.setdefault("schemas", [USER_SCHEMA])
     return body
 
@@ -636,6 +650,9 @@ class ScimDialect(Dialect):
     ``email_filter`` is ``"emails"`` (``emails[value eq "x"]``, the default) or
     ``"userName"``; ``features`` overrides what ``/ServiceProviderConfig`` announces
     (``{"patch": False}``, ``{"list": False}``, ``{"max_results": 100}``...).
+    ``user_name_follows_email=True`` is for a service whose ``userName`` is the email
+    (the login): an update that changes the email changes ``userName`` with it (by
+    default ``userName``, set to the email at creation, is never changed).
     """
 
     name: ClassVar[str] = NAME
@@ -650,6 +667,7 @@ class ScimDialect(Dialect):
     base_url: str = attrs.field(kw_only=True, validator=lambda _s, _a, v: _check_base_url(v))
     email_filter: str = attrs.field(default="emails", kw_only=True)
     features: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True)
+    user_name_follows_email: bool = attrs.field(default=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
@@ -659,6 +677,8 @@ class ScimDialect(Dialect):
                 f"scim: email_filter must be one of {', '.join(EMAIL_FILTERS)}, "
                 f"got {self.email_filter!r}"
             )
+        if not isinstance(self.user_name_follows_email, bool):
+            raise ConfigError("scim: user_name_follows_email must be true or false")
         self._overrides = check_features(self.features)
         self._lookup_by = self.email_filter
         self.apply(ScimFeatures())
@@ -804,15 +824,16 @@ class ScimDialect(Dialect):
         read — the version read, where the server supports ETags.
         """
         path = ("Users", check_id(NAME, user_id))
+        follows = self.user_name_follows_email
         if self.server.patch:
-            return Request("PATCH", path, json=patch_body(changes), headers=_json_type(version))
+            body = patch_body(changes, user_name_follows_email=follows)
+            return Request("PATCH", path, json=body, headers=_json_type(version))
         if current is None:
             raise InvalidArgumentError("a PUT update needs the user as read", provider=NAME)
         if version is None and self.server.etag:
             version = current.version
-        return Request(
-            "PUT", path, json=put_body(current.raw, changes), headers=_json_type(version)
-        )
+        body = put_body(current.raw, changes, user_name_follows_email=follows)
+        return Request("PUT", path, json=body, headers=_json_type(version))
 
     def delete_request(self, user_id: str, *, version: str | None = None) -> Request:
         """``DELETE /Users/{id}`` (``If-Match`` with ``version`` when given)."""
