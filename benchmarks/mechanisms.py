@@ -46,7 +46,6 @@ from userdir.providers import _fields as fields_module
 from userdir.providers import notion as notion_module
 from userdir.providers import rest as rest_module
 from userdir.providers import scim as scim_module
-from userdir.providers._fields import MAX_NESTING
 from userdir.testing import NotionEmulator, RestEmulator, ScimEmulator
 
 from ._server import EmulatorServer
@@ -149,32 +148,20 @@ def inline_checks() -> str:
     return gain(without, with_) + " (reader calls added on top of the inline checks)"
 
 
-def _level_by_level(value: Any, limit: int = MAX_NESTING) -> bool:
-    """``nesting_exceeds`` without its one-pass look at a flat object."""
-    level = [value] if isinstance(value, (dict, list)) else []
-    depth = 0
-    while level:
-        if depth == limit:
-            return True
-        depth += 1
-        inner: list[Any] = []
-        for container in level:
-            for child in container.values() if isinstance(container, dict) else container:
-                if isinstance(child, (dict, list)):
-                    inner.append(child)
-        level = inner
-    return False
-
-
 def _mapping_cpu(dialect: Any, page: ListPage) -> tuple[float, float]:
     """Median CPU of mapping ``page``, with the flat-object pass and without it."""
-    with_ = median_of(lambda: dialect.map_items(page), RUNS * 3)
-    with (
-        patched(fields_module, "nesting_exceeds", _level_by_level),
-        patched(scim_module, "nesting_exceeds", _level_by_level),
-    ):
-        without = median_of(lambda: dialect.map_items(page), RUNS * 3)
-    return with_, without
+
+    def mapping() -> None:
+        dialect.map_items(page)
+
+    def level_by_level() -> None:
+        with (
+            patched(fields_module, "nesting_exceeds", fields_module.levels_exceed),
+            patched(scim_module, "nesting_exceeds", fields_module.levels_exceed),
+        ):
+            dialect.map_items(page)
+
+    return medians_interleaved(mapping, level_by_level, RUNS * 3)
 
 
 def flat_nesting() -> str:

@@ -65,6 +65,11 @@ def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
                 break
         else:
             return False
+    return levels_exceed(value, limit)
+
+
+def levels_exceed(value: Any, limit: int = MAX_NESTING) -> bool:
+    """:func:`nesting_exceeds`, level by level whatever ``value`` holds."""
     level = [value] if isinstance(value, (dict, list)) else []  # the containers only
     depth = 0
     while level:
