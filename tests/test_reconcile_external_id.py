@@ -178,6 +178,30 @@ def test_protection_and_leavers_work_as_by_email() -> None:
     assert skip.reason == "protected role owner: would update"
 
 
+@pytest.mark.parametrize("named", ["ada@example.com", "ada.king@example.com", "ADA*"])
+def test_only_takes_a_mover_and_their_account_together(named: str) -> None:
+    source = [hr("e1", "ada.king@example.com", "Ada"), hr("e2", "bo@example.com")]
+    target = [
+        app("u1", "ada@example.com", "e1", name="Ada"),
+        app("u2", "bo@example.com", "e2"),
+        app("u3", "zed@example.com"),
+    ]
+    plan = by_id(source, target, only=[named])
+    (action,) = plan.actions  # neither a create nor a deactivation of Ada's account
+    assert isinstance(action, Update) and action.user_id == "u1"
+    assert dict(action.changes) == {"email": "ada.king@example.com"}
+    assert plan.source_count == plan.target_count == 1
+
+
+def test_an_email_held_by_an_account_left_out_by_only_is_not_taken() -> None:
+    source = [hr("e1", "ada.king@example.com")]
+    target = [app("u1", "ada@example.com", "e1"), app("u2", "ada.king@example.com")]
+    plan = by_id(source, target, only=["ada@example.com"])
+    (action,) = plan.actions
+    assert isinstance(action, Skip) and action.user_id == "u1"
+    assert "another target account's" in action.reason
+
+
 def test_plan_files_keep_the_match_and_the_new_fields(tmp_path: Any) -> None:
     plan = by_id(
         [hr("e1", "ada@example.com", "Ada King"), hr("e2", "new@example.com", "New")],

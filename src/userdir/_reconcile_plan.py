@@ -15,7 +15,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -638,6 +638,33 @@ def _sort_key(action: Action) -> tuple[int, str, str]:
     return (KIND_ORDER.index(action.kind), action.email_key or "", action.user_id or "")
 
 
+def _selection(
+    settings: Settings, source: list[DirectoryUser], target: list[DirectoryUser]
+) -> tuple[Callable[[DirectoryUser], bool], Callable[[DirectoryUser], bool]]:
+    """Which accounts take part (``only``), on each side. Matching by external id, a
+    person and their linked account are in or out together, whichever email was named
+    (a mover's old one or the new)."""
+    chosen_ids: set[str] = set()
+    chosen_links: set[str] = set()
+    if settings.only and settings.match == "external_id":
+        chosen_ids = {user.id for user in source if settings.selected(user.email_key)}
+        chosen_links = {
+            user.external_id
+            for user in target
+            if user.external_id and settings.selected(user.email_key)
+        }
+
+    def source_selected(user: DirectoryUser) -> bool:
+        return settings.selected(user.email_key) or user.id in chosen_links
+
+    def target_selected(user: DirectoryUser) -> bool:
+        return settings.selected(user.email_key) or (
+            user.external_id is not None and user.external_id in chosen_ids
+        )
+
+    return source_selected, target_selected
+
+
 def make_plan(
     source_users: Iterable[DirectoryUser],
     target_users: Iterable[DirectoryUser],
@@ -654,11 +681,14 @@ def make_plan(
     """
     if now.tzinfo is None:
         raise InvalidArgumentError("now must be a timezone-aware datetime")
+    by_id = settings.match == "external_id"
+    source_list, target_list = list(source_users), list(target_users)
+    source_selected, target_selected = _selection(settings, source_list, target_list)
     source: dict[str, DirectoryUser] = {}
     source_total = 0
     active_ids: set[str] = set()
-    for user in source_users:
-        if not settings.selected(user.email_key):
+    for user in source_list:
+        if not source_selected(user):
             continue
         source_total += 1
         if _wanted_status(user) != "inactive":
@@ -673,13 +703,12 @@ def make_plan(
                 source[user.email_key] = user
     present = {key: user for key, user in source.items() if _wanted_status(user) != "inactive"}
 
-    by_id = settings.match == "external_id"
-    targets = [user for user in target_users if settings.selected(user.email_key)]
+    targets = [user for user in target_list if target_selected(user)]
     target_total = len(targets)
     # matching by external_id: who is linked already, and which account holds each email
     links = Counter(user.external_id for user in targets if user.external_id) if by_id else {}
     holders: dict[str, str] = {}
-    for user in targets if by_id else ():
+    for user in target_list if by_id else ():  # all of them: an email is taken or not
         if user.email_key is not None:
             holders.setdefault(user.email_key, user.id)
     present_ids = {user.id: key for key, user in present.items()} if by_id else {}
