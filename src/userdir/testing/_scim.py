@@ -140,7 +140,12 @@ class ScimEmulator(Emulator):
         super().__init__(latency=latency)
         if max_results is not None and max_results < 1:
             raise ValueError("max_results must be >= 1")
-        if not base_path.startswith("/") or "?" in base_path or "#" in base_path:
+        if (
+            not isinstance(base_path, str)
+            or not base_path.startswith("/")
+            or "?" in base_path
+            or "#" in base_path
+        ):
             raise ValueError("base_path must be a path starting with '/', e.g. '/scim/v2'")
         self.base_path = "/" + "/".join(s for s in base_path.split("/") if s)
         self.inprocess_url = "https://scim.test" + self.base_path.rstrip("/")
