@@ -420,10 +420,9 @@ class _EngineBase:
     ) -> None:
         self.provider = provider
         base_url = _check_base_url(provider, base_url)
-        # User-info goes to httpx as an auth object, never in the URL: httpx logs every
-        # request's URL (INFO "HTTP Request: ..."), password included.
-        self._url_auth: httpx.BasicAuth | None = None
-        self._url_basic: str | None = None  # its Authorization header
+        # User-info goes into a Basic Authorization header, never in the URL: httpx logs
+        # every request's URL (INFO "HTTP Request: ..."), password included.
+        self._url_basic: str | None = None
         auth_headers = {k: _header_value(provider, k, v) for k, v in auth_headers.items()}
         secrets = _secret_values(auth_headers)
         if "@" in urlsplit(base_url).netloc:
@@ -431,7 +430,6 @@ class _EngineBase:
             user, password = unquote(parts.username or ""), unquote(parts.password or "")
             pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             if user or password:  # what httpx did with them in the URL: Basic auth
-                self._url_auth = httpx.BasicAuth(user, password)
                 self._url_basic = f"Basic {pair}"
             if password:
                 secrets.add(password)
@@ -453,7 +451,7 @@ class _EngineBase:
         timeout = _check_timeout(timeout, provider)
         self.timeout = timeout
         self._client_headers = _merge_headers(
-            provider, headers, auth_headers, self._url_auth is not None
+            provider, headers, auth_headers, self._url_basic is not None
         )
         #: Replaces the credentials in every error this engine raises.
         self.scrubber = Scrubber(secrets)
@@ -904,7 +902,6 @@ def _client_kwargs(engine: _EngineBase, transport: object) -> dict[str, Any]:
         "headers": engine._client_headers,
         "timeout": engine.timeout,
         "follow_redirects": False,
-        "auth": engine._url_auth,
     }
     if os.environ.keys() & _PROXY_VARIABLES:  # a proxy may speak TLS whatever the URL
         kwargs["verify"] = _tls_context("https:")
