@@ -380,8 +380,9 @@ def create_body(new_user: NewUser) -> dict[str, Any]:
     return body
 
 
-def _changed(changes: UserChanges) -> dict[str, Any]:
-    """The changed attributes as SCIM attribute -> value, checked."""
+def _changed(changes: UserChanges, user_name_follows_email: bool = False) -> dict[str, Any]:
+    """The changed attributes as SCIM attribute -> value, checked; a new email is the new
+    ``userName`` too with ``user_name_follows_email`` (``settings`` may still name one)."""
     if not isinstance(changes, UserChanges):
         raise InvalidArgumentError("update_user takes a userdir.UserChanges", provider=NAME)
     fields = changes.fields_set()
@@ -393,6 +394,8 @@ def _changed(changes: UserChanges) -> dict[str, Any]:
     if "email" in fields:
         email = check_email(NAME, fields["email"])
         out["emails"] = [{"value": email, "type": "work", "primary": True}]
+        if user_name_follows_email:
+            out["userName"] = email
     if "role" in fields:
         out["roles"] = [{"value": _text("role", fields["role"]), "primary": True}]
     if "status" in fields:
@@ -412,19 +415,10 @@ def _changed(changes: UserChanges) -> dict[str, Any]:
     return out
 
 
-def _user_name_too(changed: dict[str, Any]) -> dict[str, Any]:
-    """``changed`` with ``userName`` following a new email (``user_name_follows_email``)."""
-    if "emails" in changed and "userName" not in changed:
-        changed["userName"] = changed["emails"][0]["value"]
-    return changed
-
-
 def patch_body(changes: UserChanges, *, user_name_follows_email: bool = False) -> dict[str, Any]:
     """A ``PatchOp`` replacing the changed attributes only (``status`` -> ``active``);
     ``userName`` too when the email changes, with ``user_name_follows_email``."""
-    changed = _changed(changes)
-    if user_name_follows_email:
-        changed = _user_name_too(changed)
+    changed = _changed(changes, user_name_follows_email)
     operations = [
         {"op": "replace", "path": path, "value": value} for path, value in changed.items()
     ]
@@ -440,8 +434,7 @@ def put_body(
     changed is sent back as it was (``meta`` left out: the server owns it).
     """
     body = {key: copy.deepcopy(value) for key, value in current.items() if key != "meta"}
-    changed = _changed(changes)
-    body.update(_user_name_too(changed) if user_name_follows_email else changed)
+    body.update(_changed(changes, user_name_follows_email))
     body.setdefault("schemas", [USER_SCHEMA])
     return body
 
