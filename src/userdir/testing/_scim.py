@@ -420,9 +420,8 @@ class ScimEmulator(Emulator):
         if not bearer_ok(headers, self.token):
             return self._error(401, None, "Authentication required")
         base = self.base_path.rstrip("/")
-        if not path.startswith(base + "/"):
-            return self._error(404, None, f"no such endpoint: {path[:100]}")
-        segments = [s for s in path[len(base) :].split("/") if s]
+        under = path.startswith(base + "/")
+        segments = [s for s in path[len(base) :].split("/") if s] if under else []
         if not segments or segments[0] not in _ENDPOINTS:
             return self._error(404, None, f"no such endpoint: {path[:100]}")
         endpoint, rest = segments[0], segments[1:]
