@@ -11,6 +11,7 @@ import pytest
 import stamina
 
 import userdir
+from userdir.testing import Emulator
 from userdir.testing._demo import DemoCompany, demo_company
 
 TOKEN = "ntn_S3CR3T-token-value-000"
@@ -101,3 +102,49 @@ def connect(mode: str) -> Iterator[Callable[..., Any]]:
     yield _connect
     for directory in opened:
         directory.close()
+
+
+class Harness:
+    """Plans and applies in the test's mode: blocking, or asyncio on a private loop."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.loop = asyncio.new_event_loop()
+        self.opened: list[Any] = []
+
+    def connect(self, emulator: Emulator, **options: Any) -> Any:
+        """A directory over ``emulator``'s in-process transport, in the test's mode."""
+        options = {**emulator.connect_options(), **options}
+        if self.mode == "sync":
+            directory: Any = userdir.connect(emulator.service, **options)
+        else:
+            directory = userdir.connect_async(emulator.service, **options)
+        self.opened.append(directory)
+        return directory
+
+    def plan(self, source: Any, target: Any, **settings: Any) -> userdir.Plan:
+        settings.setdefault("source_name", "hr")
+        settings.setdefault("target_name", "app")
+        if self.mode == "sync":
+            return userdir.plan(source, target, **settings)
+        return self.loop.run_until_complete(userdir.plan_async(source, target, **settings))
+
+    def apply(self, plan: userdir.Plan, target: Any, **options: Any) -> userdir.ApplyResult:
+        if self.mode == "sync":
+            return userdir.apply(plan, target, **options)
+        return self.loop.run_until_complete(userdir.apply_async(plan, target, **options))
+
+    def close(self) -> None:
+        for directory in self.opened:
+            result = directory.close()
+            if result is not None:
+                self.loop.run_until_complete(result)
+        self.loop.close()
+
+
+@pytest.fixture
+def rc(mode: str) -> Iterator[Harness]:
+    """Reconcile (plan and apply) in the test's mode, its directories closed after."""
+    harness = Harness(mode)
+    yield harness
+    harness.close()

@@ -35,56 +35,9 @@ from userdir import (
 )
 from userdir.testing import Fault, RestEmulator
 
+from .conftest import Harness
+
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
-
-
-class Harness:
-    """Plans and applies in the test's mode: blocking, or asyncio on a private loop."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.loop = asyncio.new_event_loop()
-        self.opened: list[Any] = []
-
-    def connect(self, emulator: RestEmulator, **options: Any) -> Any:
-        options = {
-            "base_url": "https://emulated.test",
-            "transport": emulator.transport,
-            **emulator.credentials,
-            **options,
-        }
-        if self.mode == "sync":
-            directory: Any = userdir.connect("rest", **options)
-        else:
-            directory = userdir.connect_async("rest", **options)
-        self.opened.append(directory)
-        return directory
-
-    def plan(self, source: Any, target: Any, **settings: Any) -> Plan:
-        settings.setdefault("source_name", "hr")
-        settings.setdefault("target_name", "app")
-        if self.mode == "sync":
-            return userdir.plan(source, target, **settings)
-        return self.loop.run_until_complete(userdir.plan_async(source, target, **settings))
-
-    def apply(self, plan: Plan, target: Any, **options: Any) -> userdir.ApplyResult:
-        if self.mode == "sync":
-            return userdir.apply(plan, target, **options)
-        return self.loop.run_until_complete(userdir.apply_async(plan, target, **options))
-
-    def close(self) -> None:
-        for directory in self.opened:
-            result = directory.close()
-            if result is not None:
-                self.loop.run_until_complete(result)
-        self.loop.close()
-
-
-@pytest.fixture
-def rc(mode: str) -> Any:
-    harness = Harness(mode)
-    yield harness
-    harness.close()
 
 
 def by_email(emulator: RestEmulator) -> dict[str, dict[str, Any]]:

@@ -5,9 +5,7 @@ emulator, blocking and asyncio."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +27,8 @@ from userdir import (
     UserStatus,
 )
 from userdir.testing import RestEmulator, ScimEmulator
+
+from .conftest import Harness
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -271,84 +271,45 @@ def test_config_tables_take_the_match(tmp_path: Any) -> None:
 # -- end to end, the SCIM emulator ----------------------------------------------------
 
 
-class World:
-    """An HR source (REST emulator) and a SCIM target (emulator), in the test's mode."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.hr = RestEmulator(token="hr-token")
-        self.app = ScimEmulator()
-        self.loop = asyncio.new_event_loop()
-
-    def run(self, value: Any) -> Any:
-        return self.loop.run_until_complete(value) if self.mode == "async" else value
-
-    def directories(self) -> tuple[Any, Any]:
-        connect = userdir.connect if self.mode == "sync" else userdir.connect_async
-        return (
-            connect("rest", **self.hr.connect_options()),
-            connect("scim", **self.app.connect_options()),
-        )
-
-    def reconcile(self, **settings: Any) -> tuple[Plan, userdir.ApplyResult]:
-        source, target = self.directories()
-        make = userdir.plan if self.mode == "sync" else userdir.plan_async
-        apply = userdir.apply if self.mode == "sync" else userdir.apply_async
-        try:
-            plan = self.run(make(source, target, match="external_id", **settings))
-            return plan, self.run(apply(plan, target))
-        finally:
-            for directory in (source, target):
-                closing = directory.close()
-                if closing is not None:
-                    self.run(closing)
-
-    def accounts(self) -> dict[str, dict[str, Any]]:
-        return {u["id"]: u for u in self.app.users}
-
-
-@pytest.fixture(params=["sync", "async"])
-def world(request: pytest.FixtureRequest) -> Iterator[World]:
-    world = World(request.param)
-    yield world
-    world.loop.close()
-
-
-def test_link_then_a_mover_keeps_their_account(world: World) -> None:
-    ada = world.hr.add_user(email="ada@example.com", name="Ada Lovelace")
-    grace = world.hr.add_user(email="grace@example.com", name="Grace Hopper")
-    kept = world.app.add_user(email="ada@example.com", name="Ada Lovelace")
-    limits = Limits.none()
+def test_link_then_a_mover_keeps_their_account(rc: Harness) -> None:
+    hr, app = RestEmulator(token="hr-token"), ScimEmulator()
+    source, target = rc.connect(hr), rc.connect(app)
+    ada = hr.add_user(email="ada@example.com", name="Ada Lovelace")
+    grace = hr.add_user(email="grace@example.com", name="Grace Hopper")
+    kept = app.add_user(email="ada@example.com", name="Ada Lovelace")
+    settings: dict[str, Any] = {"match": "external_id", "limits": Limits.none()}
 
     # first run: Ada's account is linked, Grace joins carrying her HR id
-    plan, result = world.reconcile(limits=limits)
+    plan = rc.plan(source, target, **settings)
+    result = rc.apply(plan, target)
     assert result.ok, result.failed
     assert {(a.kind, a.email_key) for a in plan.changes} == {
         ("update", "ada@example.com"),
         ("create", "grace@example.com"),
     }
-    accounts = world.accounts()
+    accounts = {u["id"]: u for u in app.users}
     assert accounts[kept]["externalId"] == ada
     (created,) = [a for a in accounts.values() if a["userName"] == "grace@example.com"]
     assert created["externalId"] == grace
 
     # Ada marries and changes her email in HR: one update, the same account
-    with userdir.connect("rest", **world.hr.connect_options()) as hr_admin:
+    with userdir.connect("rest", **hr.connect_options()) as hr_admin:
         hr_admin.update_user(ada, UserChanges(email="ada.king@example.com", name="Ada King"))
-    plan, result = world.reconcile(limits=limits)
+    plan = rc.plan(source, target, **settings)
+    result = rc.apply(plan, target)
     assert result.ok, result.failed
     (update,) = plan.changes
     assert isinstance(update, Update) and update.user_id == kept
     assert dict(update.changes) == {"email": "ada.king@example.com", "name": "Ada King"}
-    account = world.accounts()[kept]
+    accounts = {u["id"]: u for u in app.users}
+    account = accounts[kept]
     assert [e["value"] for e in account["emails"]] == ["ada.king@example.com"]
     assert (account["displayName"], account["externalId"]) == ("Ada King", ada)
-    assert len(world.accounts()) == 2
+    assert len(accounts) == 2
     assert not any(isinstance(a, (Create, Deactivate)) for a in plan.actions)
 
     # nothing left to do
-    plan, _ = world.reconcile(limits=limits)
-    assert plan.counts["changes"] == 0
+    assert rc.plan(source, target, **settings).counts["changes"] == 0
 
 
 def test_the_scim_mapping_and_writes_carry_the_external_id() -> None:
